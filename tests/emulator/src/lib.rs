@@ -1,0 +1,1 @@
+//! Lambda platform emulator (to be written)
