@@ -296,8 +296,9 @@ fn scan_plain(b: &[u8], mut i: usize) -> usize {
         let quote = w ^ (LO * b'"' as u64);
         let bslash = w ^ (LO * b'\\' as u64);
         // has-zero-byte trick for quote / backslash, and "byte < 0x20".
-        let z =
-            (quote.wrapping_sub(LO) & !quote) | (bslash.wrapping_sub(LO) & !bslash) | (w.wrapping_sub(LO * 0x20) & !w);
+        let z = (quote.wrapping_sub(LO) & !quote)
+            | (bslash.wrapping_sub(LO) & !bslash)
+            | (w.wrapping_sub(LO * 0x20) & !w);
         if z & HI != 0 {
             break;
         }
@@ -481,7 +482,9 @@ impl<'a> Value<'a> {
             return Some(v);
         }
         let f = self.as_f64()?;
-        if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+        if f.fract() == 0.0
+            && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+        {
             Some(f as i64)
         } else {
             None
@@ -607,7 +610,10 @@ pub fn unescape(raw: &str) -> Cow<'_, str> {
         let c = b[i];
         if c != b'\\' {
             // Copy the run up to the next backslash (a char boundary: ASCII).
-            let run_end = b[i..].iter().position(|&c| c == b'\\').map_or(b.len(), |p| i + p);
+            let run_end = b[i..]
+                .iter()
+                .position(|&c| c == b'\\')
+                .map_or(b.len(), |p| i + p);
             out.push_str(&raw[i..run_end]);
             i = run_end;
             continue;
@@ -834,7 +840,10 @@ mod tests {
     fn array_iteration() {
         let v = ok(" [ 1 ,\"a,]\" , [2,[3]] ,{\"k\":\"}\"}, null,true ] ");
         let items: Vec<&str> = v.as_array().unwrap().map(|v| v.raw()).collect();
-        assert_eq!(items, ["1", "\"a,]\"", "[2,[3]]", "{\"k\":\"}\"}", "null", "true"]);
+        assert_eq!(
+            items,
+            ["1", "\"a,]\"", "[2,[3]]", "{\"k\":\"}\"}", "null", "true"]
+        );
         assert_eq!(ok("[]").as_array().unwrap().count(), 0);
         assert_eq!(ok("[ ]").as_array().unwrap().count(), 0);
         assert!(ok("{}").as_array().is_none());
@@ -843,7 +852,11 @@ mod tests {
     #[test]
     fn object_iteration_and_get() {
         let v = ok(r#"{"a":1, "b" : "x\"y", "c\u0041":[1,{"d":2}], "e":{}, "a":2}"#);
-        let pairs: Vec<(String, &str)> = v.as_object().unwrap().map(|(k, v)| (k.into_owned(), v.raw())).collect();
+        let pairs: Vec<(String, &str)> = v
+            .as_object()
+            .unwrap()
+            .map(|(k, v)| (k.into_owned(), v.raw()))
+            .collect();
         assert_eq!(
             pairs,
             [
@@ -904,11 +917,17 @@ mod tests {
     #[test]
     fn for_each_field_visits_members() {
         let mut seen = Vec::new();
-        assert!(for_each_field(br#"{"a":"x","b\u0031":2,"c":[1]}"#, |k, v| seen
-            .push((k.to_string(), v.raw()))));
+        assert!(for_each_field(
+            br#"{"a":"x","b\u0031":2,"c":[1]}"#,
+            |k, v| seen.push((k.to_string(), v.raw()))
+        ));
         assert_eq!(
             seen,
-            [("a".into(), "\"x\""), ("b1".into(), "2"), ("c".to_string(), "[1]")]
+            [
+                ("a".into(), "\"x\""),
+                ("b1".into(), "2"),
+                ("c".to_string(), "[1]")
+            ]
         );
         assert!(!for_each_field(b"[1]", |_, _| panic!()));
         assert!(!for_each_field(b"{", |_, _| panic!()));
@@ -928,7 +947,15 @@ mod tests {
         assert_eq!(unescape(r"héllo\n wörld"), "héllo\n wörld");
         assert_eq!(unescape(r"\u0000"), "\0");
         // Malformed input (not produced by `parse`) must not panic.
-        for s in [r"\", r"\u", r"\u12", r"\q", "\\\u{e9}", r"\uD83D\u", r"\uD83D\uZZZZ"] {
+        for s in [
+            r"\",
+            r"\u",
+            r"\u12",
+            r"\q",
+            "\\\u{e9}",
+            r"\uD83D\u",
+            r"\uD83D\uZZZZ",
+        ] {
             let _ = unescape(s);
         }
     }
@@ -961,7 +988,10 @@ mod tests {
     fn escaping() {
         let mut s = String::new();
         write_str(&mut s, "a\"b\\c\nd\re\tf\u{8}\u{c}\u{1}\u{1f}é😀/\u{7f}");
-        assert_eq!(s, r#""a\"b\\c\nd\re\tf\b\f\u0001\u001fé😀/"#.to_string() + "\u{7f}\"");
+        assert_eq!(
+            s,
+            r#""a\"b\\c\nd\re\tf\b\f\u0001\u001fé😀/"#.to_string() + "\u{7f}\""
+        );
         let mut v: Vec<u8> = Vec::new();
         write_escaped(&mut v, "plain text that is long enough for the word loop");
         assert_eq!(v, b"plain text that is long enough for the word loop");
@@ -992,7 +1022,9 @@ mod tests {
             }
         }
         // Bytes >= 0x80 and 0x20..0x7f other than the specials are plain.
-        let b: Vec<u8> = (0x20u8..=0xff).filter(|&c| c != b'"' && c != b'\\').collect();
+        let b: Vec<u8> = (0x20u8..=0xff)
+            .filter(|&c| c != b'"' && c != b'\\')
+            .collect();
         assert_eq!(scan_plain(&b, 0), b.len());
     }
 }

@@ -67,10 +67,21 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let hour = num(b, 11, 2)?;
     let min = num(b, 14, 2)?;
     let sec = num(b, 17, 2)?;
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60 {
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || min > 59
+        || sec > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -145,7 +156,12 @@ pub fn format_rfc3339_bytes(ms: i64) -> [u8; 24] {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000) as u32;
     let (y, mo, d) = civil_from_days(days);
-    let (h, mi, s, f) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    let (h, mi, s, f) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
     let mut o = *b"0000-00-00T00:00:00.000Z";
     let y = y as u32;
     let put = |o: &mut [u8; 24], at: usize, v: u32, n: usize| {
@@ -171,10 +187,16 @@ mod tests {
 
     #[test]
     fn parses_telemetry_timestamps() {
-        assert_eq!(parse_rfc3339("2022-10-19T13:52:15.636Z"), Some(1_666_187_535_636));
+        assert_eq!(
+            parse_rfc3339("2022-10-19T13:52:15.636Z"),
+            Some(1_666_187_535_636)
+        );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00.001Z"), Some(1));
-        assert_eq!(parse_rfc3339("2022-10-19T13:52:15Z"), Some(1_666_187_535_000));
+        assert_eq!(
+            parse_rfc3339("2022-10-19T13:52:15Z"),
+            Some(1_666_187_535_000)
+        );
     }
 
     #[test]
@@ -183,7 +205,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2022-10-19T13:52:15.6Z"), Some(base + 600));
         assert_eq!(parse_rfc3339("2022-10-19T13:52:15.63Z"), Some(base + 630));
         assert_eq!(parse_rfc3339("2022-10-19T13:52:15.6369Z"), Some(base + 636));
-        assert_eq!(parse_rfc3339("2022-10-19T13:52:15.636999999999Z"), Some(base + 636));
+        assert_eq!(
+            parse_rfc3339("2022-10-19T13:52:15.636999999999Z"),
+            Some(base + 636)
+        );
         assert_eq!(parse_rfc3339("2022-10-19T13:52:15.000000001Z"), Some(base));
         assert_eq!(parse_rfc3339("2022-10-19T13:52:15.Z"), None);
     }
@@ -238,7 +263,10 @@ mod tests {
 
     #[test]
     fn calendar_edges() {
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Some(1_709_164_800_000)
+        );
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400_000));
         assert_eq!(parse_rfc3339("1900-02-29T00:00:00Z"), None);
         assert_eq!(
@@ -251,10 +279,16 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert_eq!(format_rfc3339(1_666_187_535_636), "2022-10-19T13:52:15.636Z");
+        assert_eq!(
+            format_rfc3339(1_666_187_535_636),
+            "2022-10-19T13:52:15.636Z"
+        );
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
-        assert_eq!(format_rfc3339(1_709_164_800_000), "2024-02-29T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(1_709_164_800_000),
+            "2024-02-29T00:00:00.000Z"
+        );
         assert_eq!(format_rfc3339(i64::MAX), "9999-12-31T23:59:59.999Z");
         assert_eq!(format_rfc3339(i64::MIN), "0000-01-01T00:00:00.000Z");
         let mut s = String::from("t=");
