@@ -1,1 +1,194 @@
-//! (to be written)
+//! Extensions API (2020-01-01) and Telemetry API (2022-07-01) messages:
+//! request bodies we send and answers we parse. No I/O here.
+
+use crate::json;
+
+/// The answer to `register`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Registration {
+    pub function_name: Option<String>,
+    pub function_version: Option<String>,
+    pub handler: Option<String>,
+    pub account_id: Option<String>,
+}
+
+/// An event returned by `event/next`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Invoke {
+        request_id: String,
+        deadline_ms: i64,
+        invoked_function_arn: Option<String>,
+    },
+    Shutdown {
+        reason: String,
+        deadline_ms: i64,
+    },
+    /// An event type this build does not know (or an unparseable body).
+    Unknown(String),
+}
+
+/// How a `PUT telemetry` went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubscribeOutcome {
+    Subscribed,
+    /// 403 `Telemetry.SubscriptionClosed`: the window closed; no telemetry
+    /// will come for the life of the sandbox.
+    Closed,
+    /// 202: an old emulator without a Telemetry API.
+    NotSupported,
+    /// Any other answer or a transport error.
+    Failed(String),
+}
+
+pub fn register_body(managed_instances: bool) -> &'static str {
+    if managed_instances {
+        // INVOKE is refused (403 Extension.InvalidEventType) on managed instances.
+        r#"{"events":["SHUTDOWN"]}"#
+    } else {
+        r#"{"events":["INVOKE","SHUTDOWN"]}"#
+    }
+}
+
+pub fn parse_registration(body: &[u8]) -> Registration {
+    let mut r = Registration::default();
+    json::for_each_field(body, |k, v| match k {
+        "functionName" => r.function_name = v.as_string(),
+        "functionVersion" => r.function_version = v.as_string(),
+        "handler" => r.handler = v.as_string(),
+        "accountId" => r.account_id = v.as_string(),
+        _ => {}
+    });
+    r
+}
+
+pub fn parse_event(body: &[u8]) -> Event {
+    let (mut ty, mut rid, mut deadline, mut arn, mut reason) = (None, None, 0i64, None, None);
+    let ok = json::for_each_field(body, |k, v| match k {
+        "eventType" => ty = v.as_string(),
+        "requestId" => rid = v.as_string(),
+        "deadlineMs" => deadline = v.as_f64().map(|d| d as i64).unwrap_or(0),
+        "invokedFunctionArn" => arn = v.as_string(),
+        "shutdownReason" => reason = v.as_string(),
+        _ => {}
+    });
+    let ty = match (ok, ty) {
+        (true, Some(t)) => t,
+        _ => return Event::Unknown(String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()),
+    };
+    if ty.eq_ignore_ascii_case("INVOKE") {
+        Event::Invoke { request_id: rid.unwrap_or_default(), deadline_ms: deadline, invoked_function_arn: arn }
+    } else if ty.eq_ignore_ascii_case("SHUTDOWN") {
+        Event::Shutdown { reason: reason.unwrap_or_default(), deadline_ms: deadline }
+    } else {
+        Event::Unknown(ty)
+    }
+}
+
+/// The `PUT telemetry` body: always all three buffering fields.
+pub fn subscribe_body(
+    schema: &str,
+    port: u16,
+    types: &[&str],
+    max_items: u32,
+    max_bytes: u32,
+    timeout_ms: u32,
+) -> String {
+    let mut t = String::new();
+    for (i, ty) in types.iter().enumerate() {
+        if i > 0 {
+            t.push(',');
+        }
+        t.push('"');
+        t.push_str(ty);
+        t.push('"');
+    }
+    format!(
+        r#"{{"schemaVersion":"{schema}","destination":{{"protocol":"HTTP","URI":"http://sandbox.localdomain:{port}/"}},"types":[{t}],"buffering":{{"maxItems":{max_items},"maxBytes":{max_bytes},"timeoutMs":{timeout_ms}}}}}"#
+    )
+}
+
+/// Schema to subscribe with: managed instances accept only 2025-01-29.
+pub fn schema(managed_instances: bool) -> &'static str {
+    if managed_instances {
+        "2025-01-29"
+    } else {
+        "2022-12-13"
+    }
+}
+
+pub fn subscribe_outcome(status: u16, body: &str) -> SubscribeOutcome {
+    match status {
+        200 => SubscribeOutcome::Subscribed,
+        202 => SubscribeOutcome::NotSupported,
+        403 if body.contains("SubscriptionClosed") => SubscribeOutcome::Closed,
+        _ => SubscribeOutcome::Failed(format!("HTTP {status}: {}", body.trim())),
+    }
+}
+
+/// Body of `init/error` / `exit/error`.
+pub fn error_body(error_type: &str, message: &str) -> String {
+    let mut s = String::from(r#"{"errorMessage":"#);
+    json::write_str(&mut s, message);
+    s.push_str(r#","errorType":"#);
+    json::write_str(&mut s, error_type);
+    s.push_str(r#","stackTrace":[]}"#);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events() {
+        let e = parse_event(br#"{"eventType":"INVOKE","deadlineMs":1700000000123,"requestId":"3da1","invokedFunctionArn":"arn:aws:lambda:us-east-1:1:function:f","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1"}}"#);
+        assert_eq!(
+            e,
+            Event::Invoke {
+                request_id: "3da1".into(),
+                deadline_ms: 1700000000123,
+                invoked_function_arn: Some("arn:aws:lambda:us-east-1:1:function:f".into())
+            }
+        );
+        let e = parse_event(br#"{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":1700000002123}"#);
+        assert_eq!(e, Event::Shutdown { reason: "spindown".into(), deadline_ms: 1700000002123 });
+        let e = parse_event(br#"{"eventType":"shutdown","shutdownReason":"Weird","deadlineMs":5}"#);
+        assert!(matches!(e, Event::Shutdown { .. }));
+        assert_eq!(parse_event(br#"{"eventType":"RESTORE"}"#), Event::Unknown("RESTORE".into()));
+        assert!(matches!(parse_event(b"garbage"), Event::Unknown(_)));
+        assert!(matches!(parse_event(b"[1,2]"), Event::Unknown(_)));
+    }
+
+    #[test]
+    fn registration() {
+        let r = parse_registration(br#"{"functionName":"f","functionVersion":"$LATEST","handler":"h","accountId":"123"}"#);
+        assert_eq!(r.function_name.as_deref(), Some("f"));
+        assert_eq!(r.account_id.as_deref(), Some("123"));
+        assert_eq!(parse_registration(b"{}"), Registration::default());
+    }
+
+    #[test]
+    fn subscribe() {
+        let b = subscribe_body("2022-12-13", 8124, &["platform", "function"], 1000, 262144, 25);
+        assert_eq!(
+            b,
+            r#"{"schemaVersion":"2022-12-13","destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8124/"},"types":["platform","function"],"buffering":{"maxItems":1000,"maxBytes":262144,"timeoutMs":25}}"#
+        );
+        assert_eq!(subscribe_outcome(200, "OK"), SubscribeOutcome::Subscribed);
+        assert_eq!(subscribe_outcome(202, ""), SubscribeOutcome::NotSupported);
+        assert_eq!(
+            subscribe_outcome(403, r#"{"errorType":"Telemetry.SubscriptionClosed"}"#),
+            SubscribeOutcome::Closed
+        );
+        assert!(matches!(subscribe_outcome(400, "bad"), SubscribeOutcome::Failed(_)));
+    }
+
+    #[test]
+    fn error_bodies_escape() {
+        assert_eq!(
+            error_body("Extension.ConfigInvalid", "bad \"url\"\n"),
+            r#"{"errorMessage":"bad \"url\"\n","errorType":"Extension.ConfigInvalid","stackTrace":[]}"#
+        );
+    }
+}

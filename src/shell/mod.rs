@@ -1,1 +1,231 @@
-pub fn run() -> i32 { 0 }
+//! The I/O shell on std threads: the only place with sockets and threads.
+//!
+//! Threads: the main thread runs the [`Core`] loop (it owns all state and
+//! does the flushes); a poller thread makes the `next` long-poll when the core
+//! allows it; the listener thread accepts telemetry connections (one short
+//! thread each). They meet at one bounded channel of [`Msg`].
+//!
+//! Before `register` only the three environment reads it needs happen: the
+//! register call is on the function's cold-start path.
+
+mod listener;
+mod logger;
+mod runtime_api;
+
+use crate::config::{Config, SubscribeMode};
+use crate::core::{Action, Core, FlushAtEnd, NullSink};
+use crate::extapi::{self, Event, SubscribeOutcome};
+use crate::telemetry::Batch;
+use runtime_api::{ApiError, RuntimeApi};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Everything that reaches the core loop.
+pub enum Msg {
+    Batch(Batch),
+    Event(Result<Event, ApiError>),
+    Subscribed(SubscribeOutcome),
+}
+
+/// Capacity of the listener → core queue, in batches (each ≤ maxItems records).
+const QUEUE_BATCHES: usize = 256;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The name to register with: the executable's file name (Lambda compares it
+/// with the file under /opt/extensions; another name makes SHUTDOWN a 403).
+fn extension_name() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("slimcap")
+        .to_string()
+}
+
+pub fn run() -> i32 {
+    // --- the cold-start critical path: straight to register ---
+    let runtime_api = match std::env::var("AWS_LAMBDA_RUNTIME_API") {
+        Ok(v) if !v.is_empty() => v,
+        _ => {
+            eprintln!("[slimcap] ERROR AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension");
+            return 1;
+        }
+    };
+    let managed = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
+        .map(|v| v.eq_ignore_ascii_case("lambda-managed-instances"))
+        .unwrap_or(false);
+    let name = extension_name();
+    let mut api = RuntimeApi::new(&runtime_api);
+    let registration = match api.register(&name, managed) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("[slimcap] ERROR register as {name:?} failed: {e}");
+            return 1;
+        }
+    };
+    // --- registered: the runtime may start now ---
+
+    let (cfg, warnings) = Config::from_lookup(|k| std::env::var(k).ok());
+    logger::init(cfg.log_level);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    log::debug!("registered as {name:?} (id {}), function {:?}", api.id(), registration.function_name);
+    if let Err(msg) = validate(&cfg) {
+        log::error!("{msg}");
+        if let Err(e) = api.report_error("init/error", "Extension.ConfigInvalid", &msg) {
+            log::error!("init/error failed: {e}");
+        }
+        return 1;
+    }
+
+    let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_BATCHES);
+
+    // Bind the listener before subscribing: the platform starts delivering at once.
+    let body_limit = 2 * cfg.buffer_max_bytes as usize + 64 * 1024;
+    let port = match listener::start(cfg.telemetry_port, body_limit, tx.clone()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::error!("telemetry listener on port {} failed: {e}; running without telemetry", cfg.telemetry_port);
+            None
+        }
+    };
+
+    let mut core = Core::new(cfg.managed_instances, FlushAtEnd, NullSink);
+    core.flush_timeout_ms = cfg.flush_timeout_ms as i64;
+
+    if let Some(port) = port {
+        let body = extapi::subscribe_body(
+            extapi::schema(cfg.managed_instances),
+            port,
+            cfg.telemetry_types(),
+            cfg.buffer_max_items,
+            cfg.buffer_max_bytes,
+            cfg.buffer_timeout_ms,
+        );
+        match cfg.subscribe_mode {
+            SubscribeMode::Awaited => {
+                let outcome = api.subscribe(&body);
+                core.set_telemetry_active(subscribed(&outcome));
+            }
+            SubscribeMode::Concurrent => {
+                let handle = api.clone_handle();
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let _ = tx.send(Msg::Subscribed(handle.subscribe(&body)));
+                });
+            }
+        }
+    } else {
+        core.set_telemetry_active(false);
+    }
+    core.init_done(now_ms());
+
+    // The `next` poller: one long-poll each time the core allows it.
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    {
+        let tx = tx.clone();
+        let poller = api.clone_handle();
+        std::thread::spawn(move || {
+            while go_rx.recv().is_ok() {
+                let ev = poller.next();
+                let stop = matches!(ev, Ok(Event::Shutdown { .. }));
+                if tx.send(Msg::Event(ev)).is_err() || stop {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let mut next_errors = 0;
+    loop {
+        let now = now_ms();
+        let msg = match core.poll(now) {
+            Action::CallNext => {
+                let _ = go_tx.send(());
+                continue;
+            }
+            Action::Exit => {
+                log::debug!("exiting: {:?}", core.stats);
+                return 0;
+            }
+            Action::Flush { deadline_ms, final_flush } => {
+                log::debug!("flush (final: {final_flush}) until {deadline_ms}");
+                core.flushed(now_ms());
+                continue;
+            }
+            Action::Wait(None) => match rx.recv() {
+                Ok(m) => m,
+                Err(_) => return 1,
+            },
+            Action::Wait(Some(until)) => {
+                let wait = (until - now).max(0) as u64;
+                match rx.recv_timeout(std::time::Duration::from_millis(wait)) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return 1,
+                }
+            }
+        };
+        match msg {
+            Msg::Batch(b) => core.on_records(&b.records, b.rejected),
+            Msg::Event(Ok(ev)) => {
+                next_errors = 0;
+                if let Event::Unknown(t) = &ev {
+                    log::warn!("ignoring unknown event from next: {t}");
+                }
+                core.on_event(ev, now_ms());
+            }
+            Msg::Event(Err(e)) => {
+                next_errors += 1;
+                log::error!("next failed: {e}");
+                if next_errors >= 3 {
+                    let _ = api.report_error("exit/error", "Extension.NextFailed", &format!("next failed: {e}"));
+                    return 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let _ = go_tx.send(()); // poll again
+            }
+            Msg::Subscribed(outcome) => core.set_telemetry_active(subscribed(&outcome)),
+        }
+    }
+}
+
+/// Logs the subscribe outcome once; true when telemetry will come.
+fn subscribed(outcome: &SubscribeOutcome) -> bool {
+    match outcome {
+        SubscribeOutcome::Subscribed => {
+            log::debug!("subscribed to the Telemetry API");
+            true
+        }
+        SubscribeOutcome::Closed => {
+            log::error!("telemetry subscribe refused: the subscription window had closed (403 Telemetry.SubscriptionClosed); no telemetry for this sandbox");
+            false
+        }
+        SubscribeOutcome::NotSupported => {
+            log::warn!("the platform has no Telemetry API (202): running without telemetry");
+            false
+        }
+        SubscribeOutcome::Failed(e) => {
+            log::error!("telemetry subscribe failed: {e}; running without telemetry");
+            false
+        }
+    }
+}
+
+/// Fatal configuration problems (reported with `init/error`).
+fn validate(cfg: &Config) -> Result<(), String> {
+    for (key, url) in [("DD_DD_URL/DD_URL/DD_SITE", &cfg.metrics_url), ("DD_LOGS_CONFIG_LOGS_DD_URL", &cfg.logs_url)] {
+        let host = url.split("://").nth(1).unwrap_or("");
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("{key} gives an unusable intake URL {url:?}"));
+        }
+    }
+    Ok(())
+}

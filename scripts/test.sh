@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): unit tests, the emulator end-to-end
+# tests against the host release binary, then the static x86_64 and arm64
+# release binaries (arm64 under qemu-user), then the size gate.
+# Installs what it needs (scripts/toolchain.sh is idempotent).
+# SLIMCAP_QUICK=1 skips the static builds and the size gate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+echo "== unit and end-to-end tests (host release build)"
+cargo test --release --workspace
+
+if [ "${SLIMCAP_QUICK:-0}" = 1 ]; then exit 0; fi
+
+echo "== toolchain for static builds"
+scripts/toolchain.sh
+
+echo "== static builds"
+scripts/build.sh all
+
+echo "== end-to-end tests against the static x86_64 binary"
+SLIMCAP_BIN="$PWD/dist/slimcap-x86_64" cargo test --release --test lifecycle
+
+echo "== end-to-end lifecycle tests against the static arm64 binary under qemu-user"
+SLIMCAP_BIN="$PWD/dist/slimcap-arm64" SLIMCAP_RUNNER=qemu-aarch64-static \
+  cargo test --release --test lifecycle
+
+echo "== size gate"
+scripts/size.sh
