@@ -13,6 +13,8 @@
 #   OUT                output dir (default: dist)
 #   NAME               output basename (default: slimcap), e.g. NAME=slimcap-tokio
 #   BIN                cargo binary to build (default: slimcap)
+#   PACKAGE, MANIFEST  cargo package and manifest (default: slimcap, ./Cargo.toml); another
+#                      crate built this way still gets this repo's .cargo/config.toml
 #   LAYER_NAME         file name inside the zip's extensions/ (default: slimcap)
 #   CARGO_ARGS         extra cargo args, e.g. "--features tokio"
 #   EXTRA_RUSTFLAGS    extra rustc flags for the target (appended last, so they win),
@@ -34,6 +36,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 abspath() { case "$1" in /*) echo "$1";; *) echo "$PWD/$1";; esac; }
 [ -n "${OUT:-}" ] && OUT=$(abspath "$OUT")
 [ -n "${CARGO_TARGET_DIR:-}" ] && CARGO_TARGET_DIR=$(abspath "$CARGO_TARGET_DIR")
+[ -n "${MANIFEST:-}" ] && MANIFEST=$(abspath "$MANIFEST")
 cd "$ROOT"
 
 WHICH=${1:-all}
@@ -52,6 +55,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$ROOT/dist}
 NAME=${NAME:-slimcap}
 BIN=${BIN:-slimcap}
+PACKAGE=${PACKAGE:-slimcap}
+MANIFEST=${MANIFEST:-$ROOT/Cargo.toml}
 LAYER_NAME=${LAYER_NAME:-slimcap}
 PANIC=${SLIMCAP_PANIC:-immediate-abort}
 LOCDETAIL=${SLIMCAP_LOCATION_DETAIL:-none}
@@ -163,14 +168,14 @@ build_one() {
   errlog=$(mktemp)
   log "$t: panic=$PANIC_PROFILE ${CARGO_Z[*]} ${!env_rf}"
   # shellcheck disable=SC2086
-  "$CARGO" build --release ${CARGO_LOCKED---locked} --target "$t" -p slimcap --bin "$BIN" \
+  "$CARGO" build --release ${CARGO_LOCKED---locked} --target "$t" --manifest-path "$MANIFEST" -p "$PACKAGE" --bin "$BIN" \
       "${CARGO_Z[@]}" ${CARGO_ARGS:-} 2> >(tee "$errlog" >&2) || rc=$?
   if [ $rc != 0 ]; then
     if [ -z "${SLIMCAP_STRICT:-}" ] && grep -qE "unknown (unstable option|\`-Z\` flag)|panic strategy|immediate-abort|invalid value .* for a boolean|unknown feature" "$errlog"; then
       log "WARNING: build with unstable flags failed; retrying with plain build-std + panic=abort"
       export "$env_rf=${REMAP[*]} ${EXTRA_RUSTFLAGS:-}"
       CARGO_PROFILE_RELEASE_PANIC=abort "$CARGO" build --release ${CARGO_LOCKED---locked} --target "$t" \
-        -p slimcap --bin "$BIN" -Zbuild-std=std,panic_abort ${CARGO_ARGS:-}
+        --manifest-path "$MANIFEST" -p "$PACKAGE" --bin "$BIN" -Zbuild-std=std,panic_abort ${CARGO_ARGS:-}
     else
       rm -f "$errlog"; die "cargo build failed for $t"
     fi
