@@ -118,7 +118,9 @@ pub enum Kind {
     /// `extension` stream log line.
     Extension(Log),
     /// A record type this build does not know (kept for counting only).
-    Unknown { type_: String },
+    Unknown {
+        type_: String,
+    },
 }
 
 /// Outcome of parsing one POSTed batch.
@@ -132,3 +134,1003 @@ pub struct Batch {
 /// The body is not a JSON array: the only case the listener answers 400.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotAnArray(pub &'static str);
+
+impl Kind {
+    /// The record's wire `type` (`platform.report`, `function`, ... or the
+    /// unknown type as received).
+    pub fn type_name(&self) -> &str {
+        match self {
+            Kind::Unknown { type_ } => type_,
+            k => kind_name(k),
+        }
+    }
+}
+
+/// The wire `type` of a known kind; `"unknown"` for [`Kind::Unknown`].
+pub fn kind_name(k: &Kind) -> &'static str {
+    match k {
+        Kind::InitStart { .. } => "platform.initStart",
+        Kind::InitRuntimeDone { .. } => "platform.initRuntimeDone",
+        Kind::InitReport { .. } => "platform.initReport",
+        Kind::Start { .. } => "platform.start",
+        Kind::RuntimeDone { .. } => "platform.runtimeDone",
+        Kind::Report { .. } => "platform.report",
+        Kind::ExtensionState { .. } => "platform.extension",
+        Kind::TelemetrySubscription { .. } => "platform.telemetrySubscription",
+        Kind::LogsDropped { .. } => "platform.logsDropped",
+        Kind::RestoreStart { .. } => "platform.restoreStart",
+        Kind::RestoreRuntimeDone { .. } => "platform.restoreRuntimeDone",
+        Kind::RestoreReport { .. } => "platform.restoreReport",
+        Kind::Function(_) => "function",
+        Kind::Extension(_) => "extension",
+        Kind::Unknown { .. } => "unknown",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing. One validation pass over the body (json::parse), then one lazy
+// walk over each record; the only allocations are the `String`s and `Vec`s
+// of the resulting records.
+//
+// Schema notes: 2022-07-01, 2022-12-13 and 2025-01-29 use the same field
+// names; later schemas only add fields (initStart's functionName,
+// functionVersion, instanceId, instanceMaxMemory) or drop them (managed
+// instances' platform.report carries metrics.durationMs only). Every field is
+// therefore optional here, and a field of the wrong JSON type reads as None.
+
+use crate::json::{self, Value};
+
+/// Parses one POSTed Telemetry API batch (a JSON array of records).
+///
+/// Invalid UTF-8 is replaced (U+FFFD) rather than rejected. `Err` only when
+/// the body is not a well-formed JSON array; elements that are not usable
+/// records (not an object, no string `type`, a log record without `record`)
+/// are counted in [`Batch::rejected`].
+pub fn parse_batch(body: &[u8]) -> Result<Batch, NotAnArray> {
+    let text = String::from_utf8_lossy(body);
+    let doc = json::parse(&text).map_err(|_| NotAnArray("body is not valid JSON"))?;
+    let items = doc
+        .as_array()
+        .ok_or(NotAnArray("body is not a JSON array"))?;
+    let mut batch = Batch::default();
+    for item in items {
+        match parse_record(item) {
+            Some(r) => batch.records.push(r),
+            None => batch.rejected += 1,
+        }
+    }
+    Ok(batch)
+}
+
+/// Parses one array element `{"time", "type", "record"}`; `None` if unusable.
+pub fn parse_record(item: Value<'_>) -> Option<Record> {
+    item.as_object()?;
+    let (mut time_ms, mut ty, mut rec) = (None, None, None);
+    fields(Some(item), |k, v| match k {
+        "time" => time_ms = v.as_str().and_then(|t| crate::time::parse_rfc3339(&t)),
+        "type" => ty = v.as_str(),
+        "record" => rec = Some(v),
+        _ => {}
+    });
+    let ty = ty?;
+    let kind = match &*ty {
+        "platform.initStart" => init_start(rec),
+        "platform.initRuntimeDone" => init_runtime_done(rec),
+        "platform.initReport" => init_report(rec),
+        "platform.start" => start(rec),
+        "platform.runtimeDone" => runtime_done(rec),
+        "platform.report" => report(rec),
+        "platform.extension" => extension_state(rec),
+        "platform.telemetrySubscription" => telemetry_subscription(rec),
+        "platform.logsDropped" => logs_dropped(rec),
+        "platform.restoreStart" => restore_start(rec),
+        "platform.restoreRuntimeDone" => restore_runtime_done(rec),
+        "platform.restoreReport" => restore_report(rec),
+        "function" => Kind::Function(log(rec?)),
+        "extension" => Kind::Extension(log(rec?)),
+        _ => Kind::Unknown {
+            type_: ty.into_owned(),
+        },
+    };
+    Some(Record { time_ms, kind })
+}
+
+/// Calls `f` for each member of `v` if it is an object (keys unescaped).
+fn fields<'a>(v: Option<Value<'a>>, mut f: impl FnMut(&str, Value<'a>)) {
+    let Some(mut o) = v.and_then(|v| v.as_object()) else {
+        return;
+    };
+    while let Some((k, v)) = o.next_raw() {
+        if k.contains('\\') {
+            f(&json::unescape(k), v);
+        } else {
+            f(k, v);
+        }
+    }
+}
+
+fn s(v: Value<'_>) -> Option<String> {
+    v.as_string()
+}
+
+fn f(v: Value<'_>) -> Option<f64> {
+    v.as_f64()
+}
+
+fn u(v: Value<'_>) -> Option<u64> {
+    v.as_u64()
+}
+
+fn strings(v: Value<'_>) -> Vec<String> {
+    v.as_array()
+        .map_or_else(Vec::new, |a| a.filter_map(s).collect())
+}
+
+fn init_start(rec: Option<Value<'_>>) -> Kind {
+    let (mut it, mut ph, mut rv, mut rva, mut fnm, mut fv, mut iid, mut imm) =
+        (None, None, None, None, None, None, None, None);
+    fields(rec, |k, v| match k {
+        "initializationType" => it = s(v),
+        "phase" => ph = s(v),
+        "runtimeVersion" => rv = s(v),
+        "runtimeVersionArn" => rva = s(v),
+        "functionName" => fnm = s(v),
+        "functionVersion" => fv = s(v),
+        "instanceId" => iid = s(v),
+        "instanceMaxMemory" => imm = u(v),
+        _ => {}
+    });
+    Kind::InitStart {
+        initialization_type: it,
+        phase: ph,
+        runtime_version: rv,
+        runtime_version_arn: rva,
+        function_name: fnm,
+        function_version: fv,
+        instance_id: iid,
+        instance_max_memory: imm,
+    }
+}
+
+fn init_runtime_done(rec: Option<Value<'_>>) -> Kind {
+    let (mut it, mut ph, mut st, mut et) = (None, None, None, None);
+    fields(rec, |k, v| match k {
+        "initializationType" => it = s(v),
+        "phase" => ph = s(v),
+        "status" => st = s(v),
+        "errorType" => et = s(v),
+        _ => {}
+    });
+    Kind::InitRuntimeDone {
+        initialization_type: it,
+        phase: ph,
+        status: st,
+        error_type: et,
+    }
+}
+
+fn init_report(rec: Option<Value<'_>>) -> Kind {
+    let (mut it, mut ph, mut st, mut et, mut d) = (None, None, None, None, None);
+    fields(rec, |k, v| match k {
+        "initializationType" => it = s(v),
+        "phase" => ph = s(v),
+        "status" => st = s(v),
+        "errorType" => et = s(v),
+        "metrics" => fields(Some(v), |k, v| {
+            if k == "durationMs" {
+                d = f(v)
+            }
+        }),
+        _ => {}
+    });
+    Kind::InitReport {
+        initialization_type: it,
+        phase: ph,
+        status: st,
+        error_type: et,
+        duration_ms: d,
+    }
+}
+
+fn start(rec: Option<Value<'_>>) -> Kind {
+    let (mut rid, mut ver) = (None, None);
+    fields(rec, |k, v| match k {
+        "requestId" => rid = s(v),
+        "version" => ver = s(v),
+        _ => {}
+    });
+    Kind::Start {
+        request_id: rid,
+        version: ver,
+    }
+}
+
+fn span(v: Value<'_>) -> Option<Span> {
+    v.as_object()?;
+    let mut sp = Span::default();
+    fields(Some(v), |k, v| match k {
+        "name" => sp.name = s(v).unwrap_or_default(),
+        "start" => sp.start_ms = v.as_str().and_then(|t| crate::time::parse_rfc3339(&t)),
+        "durationMs" => sp.duration_ms = f(v),
+        _ => {}
+    });
+    Some(sp)
+}
+
+fn runtime_done(rec: Option<Value<'_>>) -> Kind {
+    let (mut rid, mut st, mut et, mut d, mut pb, mut spans) =
+        (None, None, None, None, None, Vec::new());
+    fields(rec, |k, v| match k {
+        "requestId" => rid = s(v),
+        "status" => st = s(v),
+        "errorType" => et = s(v),
+        "metrics" => fields(Some(v), |k, v| match k {
+            "durationMs" => d = f(v),
+            "producedBytes" => pb = u(v),
+            _ => {}
+        }),
+        "spans" => {
+            if let Some(a) = v.as_array() {
+                spans = a.filter_map(span).collect();
+            }
+        }
+        _ => {}
+    });
+    Kind::RuntimeDone {
+        request_id: rid,
+        status: st,
+        error_type: et,
+        duration_ms: d,
+        produced_bytes: pb,
+        spans,
+    }
+}
+
+fn report(rec: Option<Value<'_>>) -> Kind {
+    let (mut rid, mut st, mut et) = (None, None, None);
+    let (mut d, mut bd, mut mem, mut maxm, mut initd, mut restd) =
+        (None, None, None, None, None, None);
+    fields(rec, |k, v| match k {
+        "requestId" => rid = s(v),
+        "status" => st = s(v),
+        "errorType" => et = s(v),
+        "metrics" => fields(Some(v), |k, v| match k {
+            "durationMs" => d = f(v),
+            "billedDurationMs" => bd = f(v),
+            "memorySizeMB" => mem = u(v),
+            "maxMemoryUsedMB" => maxm = u(v),
+            "initDurationMs" => initd = f(v),
+            "restoreDurationMs" => restd = f(v),
+            _ => {}
+        }),
+        _ => {}
+    });
+    Kind::Report {
+        request_id: rid,
+        status: st,
+        error_type: et,
+        duration_ms: d,
+        billed_duration_ms: bd,
+        memory_size_mb: mem,
+        max_memory_used_mb: maxm,
+        init_duration_ms: initd,
+        restore_duration_ms: restd,
+    }
+}
+
+fn extension_state(rec: Option<Value<'_>>) -> Kind {
+    let (mut name, mut state, mut events, mut et) = (None, None, Vec::new(), None);
+    fields(rec, |k, v| match k {
+        "name" => name = s(v),
+        "state" => state = s(v),
+        "events" => events = strings(v),
+        "errorType" => et = s(v),
+        _ => {}
+    });
+    Kind::ExtensionState {
+        name,
+        state,
+        events,
+        error_type: et,
+    }
+}
+
+fn telemetry_subscription(rec: Option<Value<'_>>) -> Kind {
+    let (mut name, mut state, mut types) = (None, None, Vec::new());
+    fields(rec, |k, v| match k {
+        "name" => name = s(v),
+        "state" => state = s(v),
+        "types" => types = strings(v),
+        _ => {}
+    });
+    Kind::TelemetrySubscription { name, state, types }
+}
+
+fn logs_dropped(rec: Option<Value<'_>>) -> Kind {
+    let (mut reason, mut dr, mut db) = (None, None, None);
+    fields(rec, |k, v| match k {
+        "reason" => reason = s(v),
+        "droppedRecords" => dr = u(v),
+        "droppedBytes" => db = u(v),
+        _ => {}
+    });
+    Kind::LogsDropped {
+        reason,
+        dropped_records: dr,
+        dropped_bytes: db,
+    }
+}
+
+fn restore_start(rec: Option<Value<'_>>) -> Kind {
+    let mut rv = None;
+    fields(rec, |k, v| {
+        if k == "runtimeVersion" {
+            rv = s(v)
+        }
+    });
+    Kind::RestoreStart {
+        runtime_version: rv,
+    }
+}
+
+fn restore_runtime_done(rec: Option<Value<'_>>) -> Kind {
+    let (mut st, mut et) = (None, None);
+    fields(rec, |k, v| match k {
+        "status" => st = s(v),
+        "errorType" => et = s(v),
+        _ => {}
+    });
+    Kind::RestoreRuntimeDone {
+        status: st,
+        error_type: et,
+    }
+}
+
+fn restore_report(rec: Option<Value<'_>>) -> Kind {
+    let (mut st, mut et, mut d) = (None, None, None);
+    fields(rec, |k, v| match k {
+        "status" => st = s(v),
+        "errorType" => et = s(v),
+        "metrics" => fields(Some(v), |k, v| {
+            if k == "durationMs" {
+                d = f(v)
+            }
+        }),
+        _ => {}
+    });
+    Kind::RestoreReport {
+        status: st,
+        error_type: et,
+        duration_ms: d,
+    }
+}
+
+/// A `function`/`extension` record: a string (text format) or an object (JSON
+/// format). Any other JSON value is kept as its raw text.
+fn log(rec: Value<'_>) -> Log {
+    if let Some(text) = rec.as_str() {
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        return Log {
+            message: text.to_owned(),
+            ..Log::default()
+        };
+    }
+    if rec.as_object().is_none() {
+        return Log {
+            message: rec.raw().to_owned(),
+            ..Log::default()
+        };
+    }
+    let (mut level, mut status, mut rid) = (None, None, None);
+    fields(Some(rec), |k, v| match k {
+        "level" => level = s(v),
+        "status" => status = s(v),
+        "requestId" => rid = s(v),
+        _ => {}
+    });
+    Log {
+        message: rec.raw().to_owned(),
+        level: level.or(status),
+        request_id: rid,
+        is_json: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(json: &str) -> Record {
+        let b = parse_batch(format!("[{json}]").as_bytes()).unwrap();
+        assert_eq!(b.rejected, 0, "{json}");
+        assert_eq!(b.records.len(), 1);
+        b.records.into_iter().next().unwrap()
+    }
+
+    fn kind(json: &str) -> Kind {
+        one(json).kind
+    }
+
+    const RID: &str = "459921b5-681c-4a96-beb0-81e0aa586026";
+
+    #[test]
+    fn doc_example_batch() {
+        let body = br#"[{"time":"2022-10-19T13:52:15.636Z","type":"platform.initStart","record":{"initializationType":"on-demand","phase":"init"}},
+ {"time":"2022-10-21T14:05:05.764Z","type":"platform.runtimeDone","record":{"requestId":"459921b5-681c-4a96-beb0-81e0aa586026","status":"success","spans":[{"name":"responseLatency","start":"2022-10-21T14:05:03.165Z","durationMs":2598.0}],"metrics":{"durationMs":2599.0,"producedBytes":8}}},
+ {"time":"2022-10-21T14:05:05.766Z","type":"platform.report","record":{"requestId":"459921b5-681c-4a96-beb0-81e0aa586026","metrics":{"durationMs":2599.4,"billedDurationMs":2600,"memorySizeMB":128,"maxMemoryUsedMB":94,"initDurationMs":549.04},"status":"success"}},
+ {"time":"2024-04-24T12:34:56.789Z","type":"function","record":"plain text line\n"},
+ {"time":"2024-04-24T12:34:56.789Z","type":"function","record":{"level":"ERROR","message":"boom","requestId":"459921b5-681c-4a96-beb0-81e0aa586026"}}]"#;
+        let b = parse_batch(body).unwrap();
+        assert_eq!(b.rejected, 0);
+        let r = &b.records;
+        assert_eq!(r.len(), 5);
+        assert_eq!(r[0].time_ms, Some(1_666_187_535_636));
+        assert_eq!(
+            r[0].kind,
+            Kind::InitStart {
+                initialization_type: Some("on-demand".into()),
+                phase: Some("init".into()),
+                runtime_version: None,
+                runtime_version_arn: None,
+                function_name: None,
+                function_version: None,
+                instance_id: None,
+                instance_max_memory: None,
+            }
+        );
+        assert_eq!(
+            r[1].kind,
+            Kind::RuntimeDone {
+                request_id: Some(RID.into()),
+                status: Some("success".into()),
+                error_type: None,
+                duration_ms: Some(2599.0),
+                produced_bytes: Some(8),
+                spans: vec![Span {
+                    name: "responseLatency".into(),
+                    start_ms: crate::time::parse_rfc3339("2022-10-21T14:05:03.165Z"),
+                    duration_ms: Some(2598.0),
+                }],
+            }
+        );
+        assert_eq!(
+            r[2].kind,
+            Kind::Report {
+                request_id: Some(RID.into()),
+                status: Some("success".into()),
+                error_type: None,
+                duration_ms: Some(2599.4),
+                billed_duration_ms: Some(2600.0),
+                memory_size_mb: Some(128),
+                max_memory_used_mb: Some(94),
+                init_duration_ms: Some(549.04),
+                restore_duration_ms: None,
+            }
+        );
+        assert_eq!(
+            r[3].kind,
+            Kind::Function(Log {
+                message: "plain text line".into(),
+                ..Log::default()
+            })
+        );
+        assert_eq!(
+            r[4].kind,
+            Kind::Function(Log {
+                message: r#"{"level":"ERROR","message":"boom","requestId":"459921b5-681c-4a96-beb0-81e0aa586026"}"#.into(),
+                level: Some("ERROR".into()),
+                request_id: Some(RID.into()),
+                is_json: true,
+            })
+        );
+        assert_eq!(
+            r[4].time_ms,
+            crate::time::parse_rfc3339("2024-04-24T12:34:56.789Z")
+        );
+    }
+
+    #[test]
+    fn init_start_newer_schemas() {
+        let k = kind(
+            r#"{"time":"2025-01-29T00:00:00Z","type":"platform.initStart","record":{"initializationType":"lambda-managed-instances","phase":"init","runtimeVersion":"python:3.13.v12","runtimeVersionArn":"arn:aws:lambda:us-east-1::runtime:abc","functionName":"f","functionVersion":"$LATEST","instanceId":"i-0123","instanceMaxMemory":4096,"extra":{"x":[1]}}}"#,
+        );
+        assert_eq!(
+            k,
+            Kind::InitStart {
+                initialization_type: Some("lambda-managed-instances".into()),
+                phase: Some("init".into()),
+                runtime_version: Some("python:3.13.v12".into()),
+                runtime_version_arn: Some("arn:aws:lambda:us-east-1::runtime:abc".into()),
+                function_name: Some("f".into()),
+                function_version: Some("$LATEST".into()),
+                instance_id: Some("i-0123".into()),
+                instance_max_memory: Some(4096),
+            }
+        );
+    }
+
+    #[test]
+    fn init_runtime_done_and_report() {
+        assert_eq!(
+            kind(
+                r#"{"type":"platform.initRuntimeDone","record":{"initializationType":"on-demand","phase":"init","status":"error","errorType":"Runtime.ExitError","spans":[]}}"#
+            ),
+            Kind::InitRuntimeDone {
+                initialization_type: Some("on-demand".into()),
+                phase: Some("init".into()),
+                status: Some("error".into()),
+                error_type: Some("Runtime.ExitError".into()),
+            }
+        );
+        assert_eq!(
+            kind(
+                r#"{"type":"platform.initReport","record":{"initializationType":"snap-start","phase":"invoke","metrics":{"durationMs":125.33},"status":"timeout","errorType":"Sandbox.Timeout"}}"#
+            ),
+            Kind::InitReport {
+                initialization_type: Some("snap-start".into()),
+                phase: Some("invoke".into()),
+                status: Some("timeout".into()),
+                error_type: Some("Sandbox.Timeout".into()),
+                duration_ms: Some(125.33),
+            }
+        );
+    }
+
+    #[test]
+    fn start_and_runtime_done_variants() {
+        assert_eq!(
+            kind(
+                r#"{"type":"platform.start","record":{"requestId":"r1","version":"$LATEST","tracing":{"spanId":"s","type":"X-Amzn-Trace-Id","value":"Root=1-x"}}}"#
+            ),
+            Kind::Start {
+                request_id: Some("r1".into()),
+                version: Some("$LATEST".into())
+            }
+        );
+        // 2022-07-01 style: no metrics, no spans; error with errorType.
+        assert_eq!(
+            kind(
+                r#"{"type":"platform.runtimeDone","record":{"requestId":"r1","status":"failure","errorType":"Runtime.OutOfMemory"}}"#
+            ),
+            Kind::RuntimeDone {
+                request_id: Some("r1".into()),
+                status: Some("failure".into()),
+                error_type: Some("Runtime.OutOfMemory".into()),
+                duration_ms: None,
+                produced_bytes: None,
+                spans: vec![],
+            }
+        );
+        // Two spans, one of them without start; a non-object span is skipped.
+        match kind(
+            r#"{"type":"platform.runtimeDone","record":{"spans":[{"name":"responseLatency","start":"2022-10-21T14:05:03.165Z","durationMs":1},{"name":"responseDuration","durationMs":0.5},7]}}"#,
+        ) {
+            Kind::RuntimeDone { spans, .. } => {
+                assert_eq!(spans.len(), 2);
+                assert_eq!(
+                    spans[1],
+                    Span {
+                        name: "responseDuration".into(),
+                        start_ms: None,
+                        duration_ms: Some(0.5)
+                    }
+                );
+            }
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn report_variants() {
+        // Managed instances (2025-01-29): durationMs only.
+        assert_eq!(
+            kind(
+                r#"{"time":"2025-06-01T10:00:00.000Z","type":"platform.report","record":{"requestId":"r2","status":"success","metrics":{"durationMs":12.5}}}"#
+            ),
+            Kind::Report {
+                request_id: Some("r2".into()),
+                status: Some("success".into()),
+                error_type: None,
+                duration_ms: Some(12.5),
+                billed_duration_ms: None,
+                memory_size_mb: None,
+                max_memory_used_mb: None,
+                init_duration_ms: None,
+                restore_duration_ms: None,
+            }
+        );
+        // SnapStart restore, timeout with error type, spans ignored.
+        match kind(
+            r#"{"type":"platform.report","record":{"requestId":"r3","status":"timeout","errorType":"Sandbox.Timeout","metrics":{"durationMs":3000.0,"billedDurationMs":3000,"memorySizeMB":1024,"maxMemoryUsedMB":512,"restoreDurationMs":300.5},"spans":[{"name":"x"}]}}"#,
+        ) {
+            Kind::Report {
+                error_type,
+                restore_duration_ms,
+                init_duration_ms,
+                memory_size_mb,
+                ..
+            } => {
+                assert_eq!(error_type.as_deref(), Some("Sandbox.Timeout"));
+                assert_eq!(restore_duration_ms, Some(300.5));
+                assert_eq!(init_duration_ms, None);
+                assert_eq!(memory_size_mb, Some(1024));
+            }
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn extension_subscription_logs_dropped() {
+        assert_eq!(
+            kind(
+                r#"{"type":"platform.extension","record":{"name":"slimcap","state":"Ready","events":["INVOKE","SHUTDOWN",3]}}"#
+            ),
+            Kind::ExtensionState {
+                name: Some("slimcap".into()),
+                state: Some("Ready".into()),
+                events: vec!["INVOKE".into(), "SHUTDOWN".into()],
+                error_type: None,
+            }
+        );
+        assert_eq!(
+            kind(
+                r#"{"type":"platform.telemetrySubscription","record":{"name":"slimcap","state":"Subscribed","types":["platform","function"]}}"#
+            ),
+            Kind::TelemetrySubscription {
+                name: Some("slimcap".into()),
+                state: Some("Subscribed".into()),
+                types: vec!["platform".into(), "function".into()],
+            }
+        );
+        assert_eq!(
+            kind(r#"{"type":"platform.logsDropped","record":{"reason":"Consumer seems to have fallen behind as it has not acknowledged receipt of logs.","droppedRecords":123,"droppedBytes":12345}}"#),
+            Kind::LogsDropped {
+                reason: Some("Consumer seems to have fallen behind as it has not acknowledged receipt of logs.".into()),
+                dropped_records: Some(123),
+                dropped_bytes: Some(12345),
+            }
+        );
+    }
+
+    #[test]
+    fn restore_records() {
+        assert_eq!(
+            kind(
+                r#"{"type":"platform.restoreStart","record":{"runtimeVersion":"java:21.v1","runtimeVersionArn":"arn"}}"#
+            ),
+            Kind::RestoreStart {
+                runtime_version: Some("java:21.v1".into())
+            }
+        );
+        assert_eq!(
+            kind(r#"{"type":"platform.restoreRuntimeDone","record":{"status":"success"}}"#),
+            Kind::RestoreRuntimeDone {
+                status: Some("success".into()),
+                error_type: None
+            }
+        );
+        assert_eq!(
+            kind(
+                r#"{"type":"platform.restoreReport","record":{"status":"failure","errorType":"Runtime.X","metrics":{"durationMs":88.5}}}"#
+            ),
+            Kind::RestoreReport {
+                status: Some("failure".into()),
+                error_type: Some("Runtime.X".into()),
+                duration_ms: Some(88.5),
+            }
+        );
+    }
+
+    #[test]
+    fn text_logs() {
+        let log = |json: &str| match kind(json) {
+            Kind::Function(l) | Kind::Extension(l) => l,
+            k => panic!("{k:?}"),
+        };
+        assert_eq!(log(r#"{"type":"function","record":"a\n"}"#).message, "a");
+        assert_eq!(
+            log(r#"{"type":"function","record":"a\n\n"}"#).message,
+            "a\n"
+        );
+        assert_eq!(
+            log(r#"{"type":"function","record":"a\r\n"}"#).message,
+            "a\r"
+        );
+        assert_eq!(log(r#"{"type":"function","record":""}"#).message, "");
+        assert_eq!(
+            log(r#"{"type":"function","record":"tab\there \"q\" \u00e9\ud83d\ude00"}"#).message,
+            "tab\there \"q\" é😀"
+        );
+        let l = log(r#"{"type":"extension","record":"ext line"}"#);
+        assert_eq!(
+            l,
+            Log {
+                message: "ext line".into(),
+                ..Log::default()
+            }
+        );
+        assert!(matches!(
+            kind(r#"{"type":"extension","record":"x"}"#),
+            Kind::Extension(_)
+        ));
+        // A JSON value that is neither string nor object: kept as raw text.
+        assert_eq!(
+            log(r#"{"type":"function","record":42}"#),
+            Log {
+                message: "42".into(),
+                ..Log::default()
+            }
+        );
+    }
+
+    #[test]
+    fn json_logs() {
+        let log = |json: &str| match kind(json) {
+            Kind::Function(l) | Kind::Extension(l) => l,
+            k => panic!("{k:?}"),
+        };
+        // Lambda's own JSON log shape.
+        let l = log(
+            r#"{"type":"function","record":{"timestamp":"2024-04-24T12:34:56.789Z","level":"INFO","message":"hi","requestId":"r9"}}"#,
+        );
+        assert_eq!(l.level.as_deref(), Some("INFO"));
+        assert_eq!(l.request_id.as_deref(), Some("r9"));
+        assert!(l.is_json);
+        assert_eq!(
+            l.message,
+            r#"{"timestamp":"2024-04-24T12:34:56.789Z","level":"INFO","message":"hi","requestId":"r9"}"#
+        );
+        // `status` as the level fallback; `level` wins when both exist.
+        assert_eq!(
+            log(r#"{"type":"function","record":{"status":"warn"}}"#)
+                .level
+                .as_deref(),
+            Some("warn")
+        );
+        assert_eq!(
+            log(r#"{"type":"function","record":{"status":"warn","level":"DEBUG"}}"#)
+                .level
+                .as_deref(),
+            Some("DEBUG")
+        );
+        // Wrong types read as None; nested requestId is not the top-level one.
+        let l = log(
+            r#"{"type":"extension","record":{"level":3,"requestId":null,"inner":{"requestId":"x"}}}"#,
+        );
+        assert_eq!((l.level, l.request_id, l.is_json), (None, None, true));
+        // Raw text keeps the object's inner whitespace exactly as delivered.
+        assert_eq!(
+            log(r#"{"type":"function","record": { "a" : 1 } }"#).message,
+            r#"{ "a" : 1 }"#
+        );
+    }
+
+    #[test]
+    fn tolerance() {
+        // Unknown type, unknown fields, wrong types, missing record, missing time.
+        let b = parse_batch(
+            br#"[
+            {"time":"2030-01-01T00:00:00Z","type":"platform.somethingNew","record":{"x":1}},
+            {"type":"platform.report","record":{"requestId":7,"status":null,"metrics":{"durationMs":"12","memorySizeMB":128.5,"maxMemoryUsedMB":-1,"billedDurationMs":true}}},
+            {"type":"platform.start"},
+            {"type":"platform.runtimeDone","record":"not an object"},
+            {"time":"yesterday","type":"platform.start","record":{"requestId":"r"},"extra":[{}]},
+            {"type":"platform.report","record":{"metrics":[1,2]}},
+            {"type":"platform.runtimeDone","record":{"spans":{"name":"x"}}}
+        ]"#,
+        )
+        .unwrap();
+        assert_eq!(b.rejected, 0);
+        let r = &b.records;
+        assert_eq!(
+            r[0].kind,
+            Kind::Unknown {
+                type_: "platform.somethingNew".into()
+            }
+        );
+        assert_eq!(r[0].kind.type_name(), "platform.somethingNew");
+        assert_eq!(kind_name(&r[0].kind), "unknown");
+        assert_eq!(
+            r[1].kind,
+            Kind::Report {
+                request_id: None,
+                status: None,
+                error_type: None,
+                duration_ms: None,
+                billed_duration_ms: None,
+                memory_size_mb: None,
+                max_memory_used_mb: None,
+                init_duration_ms: None,
+                restore_duration_ms: None,
+            }
+        );
+        assert_eq!(r[1].time_ms, None);
+        assert_eq!(
+            r[2].kind,
+            Kind::Start {
+                request_id: None,
+                version: None
+            }
+        );
+        assert!(
+            matches!(&r[3].kind, Kind::RuntimeDone { request_id: None, spans, .. } if spans.is_empty())
+        );
+        assert_eq!(r[4].time_ms, None);
+        assert_eq!(
+            r[4].kind,
+            Kind::Start {
+                request_id: Some("r".into()),
+                version: None
+            }
+        );
+        assert!(matches!(
+            &r[5].kind,
+            Kind::Report {
+                duration_ms: None,
+                ..
+            }
+        ));
+        assert!(matches!(&r[6].kind, Kind::RuntimeDone { spans, .. } if spans.is_empty()));
+    }
+
+    #[test]
+    fn rejected_elements() {
+        let b = parse_batch(
+            br#"[1, "s", null, [], {}, {"type":5,"record":{}}, {"record":{}},
+                 {"type":"function"}, {"type":"platform.start","record":{}}]"#,
+        )
+        .unwrap();
+        assert_eq!(b.rejected, 8);
+        assert_eq!(b.records.len(), 1);
+        assert_eq!(parse_batch(b"[]").unwrap().records.len(), 0);
+        assert_eq!(parse_batch(b" \n[ ]\r\n").unwrap().rejected, 0);
+    }
+
+    #[test]
+    fn not_an_array() {
+        for body in [
+            &b""[..],
+            b"{}",
+            b"null",
+            b"\"[]\"",
+            b"[",
+            b"[{\"type\":\"function\",\"record\":\"x\"},",
+            b"[1] [2]",
+            b"[1,]",
+        ] {
+            assert!(
+                parse_batch(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_rejected() {
+        let b = parse_batch(b"[{\"type\":\"function\",\"record\":\"bad \xff byte\"}]").unwrap();
+        assert_eq!(
+            b.records[0].kind,
+            Kind::Function(Log {
+                message: "bad \u{FFFD} byte".into(),
+                ..Log::default()
+            })
+        );
+    }
+
+    #[test]
+    fn escaped_keys_and_types() {
+        // Keys and the type may legally be written with escapes.
+        let r = one(
+            r#"{"\u0074ime":"1970-01-01T00:00:01Z","type":"platform\u002estart","record":{"request\u0049d":"r"}}"#,
+        );
+        assert_eq!(r.time_ms, Some(1000));
+        assert_eq!(
+            r.kind,
+            Kind::Start {
+                request_id: Some("r".into()),
+                version: None
+            }
+        );
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for ty in [
+            "platform.initStart",
+            "platform.initRuntimeDone",
+            "platform.initReport",
+            "platform.start",
+            "platform.runtimeDone",
+            "platform.report",
+            "platform.extension",
+            "platform.telemetrySubscription",
+            "platform.logsDropped",
+            "platform.restoreStart",
+            "platform.restoreRuntimeDone",
+            "platform.restoreReport",
+        ] {
+            let k = kind(&format!(r#"{{"type":"{ty}","record":{{}}}}"#));
+            assert_eq!(kind_name(&k), ty);
+            assert_eq!(k.type_name(), ty);
+        }
+        assert_eq!(
+            kind_name(&kind(r#"{"type":"function","record":""}"#)),
+            "function"
+        );
+        assert_eq!(
+            kind_name(&kind(r#"{"type":"extension","record":""}"#)),
+            "extension"
+        );
+    }
+
+    /// A realistic batch: per invocation start, 3 function log lines (text and
+    /// JSON), runtimeDone with spans, report.
+    pub(crate) fn sample_batch(invocations: usize) -> (Vec<u8>, usize) {
+        let mut s = String::from("[");
+        let mut n = 0;
+        for i in 0..invocations {
+            let rid = format!("459921b5-681c-4a96-beb0-{i:012}");
+            let recs = [
+                format!(
+                    r#"{{"time":"2022-10-21T14:05:03.165Z","type":"platform.start","record":{{"requestId":"{rid}","version":"$LATEST","tracing":{{"spanId":"24cd7d670fa455f0","type":"X-Amzn-Trace-Id","value":"Root=1-6352a70e-1e2c502e358361800241fd45;Parent=35465b3a9e2f7c6a;Sampled=1"}}}}}}"#
+                ),
+                format!(
+                    r#"{{"time":"2022-10-21T14:05:03.166Z","type":"function","record":"2022-10-21T14:05:03.166Z\t{rid}\tINFO\tprocessing order 12345 for customer ACME\n"}}"#
+                ),
+                format!(
+                    r#"{{"time":"2022-10-21T14:05:03.167Z","type":"function","record":{{"timestamp":"2022-10-21T14:05:03.167Z","level":"INFO","message":"fetched 3 items from \"inventory\"","requestId":"{rid}"}}}}"#
+                ),
+                format!(
+                    r#"{{"time":"2022-10-21T14:05:05.760Z","type":"function","record":"END of work: ok\n"}}"#
+                ),
+                format!(
+                    r#"{{"time":"2022-10-21T14:05:05.764Z","type":"platform.runtimeDone","record":{{"requestId":"{rid}","status":"success","tracing":{{"spanId":"24cd7d670fa455f0","type":"X-Amzn-Trace-Id","value":"Root=1-6352a70e-1e2c502e358361800241fd45;Parent=35465b3a9e2f7c6a;Sampled=1"}},"spans":[{{"name":"responseLatency","start":"2022-10-21T14:05:03.165Z","durationMs":2598.0}},{{"name":"responseDuration","start":"2022-10-21T14:05:05.763Z","durationMs":0.1}}],"metrics":{{"durationMs":2599.0,"producedBytes":8}}}}}}"#
+                ),
+                format!(
+                    r#"{{"time":"2022-10-21T14:05:05.766Z","type":"platform.report","record":{{"requestId":"{rid}","metrics":{{"durationMs":2599.4,"billedDurationMs":2600,"memorySizeMB":128,"maxMemoryUsedMB":94,"initDurationMs":549.04}},"status":"success"}}}}"#
+                ),
+            ];
+            for r in recs {
+                if n > 0 {
+                    s.push(',');
+                }
+                s.push_str(&r);
+                n += 1;
+            }
+        }
+        s.push(']');
+        (s.into_bytes(), n)
+    }
+
+    #[test]
+    fn sample_batch_parses() {
+        let (body, n) = sample_batch(10);
+        let b = parse_batch(&body).unwrap();
+        assert_eq!((b.records.len(), b.rejected), (n, 0));
+    }
+
+    /// Throughput: `cargo test --release --lib telemetry::tests::bench_parse_batch -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_parse_batch() {
+        let (body, n) = sample_batch(1000); // 6000 records, ~2.2 MB: a large delivery
+        let iters = 200;
+        let t = std::time::Instant::now();
+        let mut total = 0;
+        for _ in 0..iters {
+            let b = parse_batch(std::hint::black_box(&body)).unwrap();
+            total += b.records.len();
+        }
+        let dt = t.elapsed().as_secs_f64();
+        assert_eq!(total, n * iters);
+        println!(
+            "parse_batch: {} records in {:.3} s = {:.2} M records/s, {:.0} MB/s ({} bytes/record)",
+            total,
+            dt,
+            total as f64 / dt / 1e6,
+            (body.len() * iters) as f64 / dt / 1e6,
+            body.len() / n
+        );
+    }
+}
