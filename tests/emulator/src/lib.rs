@@ -1,1 +1,9 @@
-//! Lambda platform emulator (to be written)
+//! Lambda platform emulator (docs to be written)
+pub mod http;
+pub mod util;
+mod types;
+mod emulator;
+pub mod fake;
+pub use types::*;
+pub use emulator::Emulator;
+pub use util::now_ms;
