@@ -254,11 +254,9 @@ impl Metrics {
                     self.init_duration(ms, t);
                 }
             }
-            Kind::Function(log) => {
-                if is_oom_line(&log.message) {
-                    let rid = log.request_id.clone().or_else(|| self.current.clone());
-                    self.out_of_memory(rid.as_deref(), t);
-                }
+            Kind::Function(log) if is_oom_line(&log.message) => {
+                let rid = log.request_id.clone().or_else(|| self.current.clone());
+                self.out_of_memory(rid.as_deref(), t);
             }
             _ => {}
         }

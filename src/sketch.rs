@@ -59,7 +59,7 @@ pub fn key(v: f64) -> i16 {
     if v < 0.0 {
         return -key(-v);
     }
-    if !(v >= NORM_MIN) {
+    if v.is_nan() || v < NORM_MIN {
         return 0; // 0, tiny, or NaN
     }
     let i = (v.ln() / ln_gamma()).round_ties_even() as i64 + NORM_BIAS as i64;
@@ -224,7 +224,8 @@ mod tests {
         assert_eq!(NORM_BIAS, 1 - emin);
         assert_eq!(LN_GAMMA, (2.0 * EPS).ln_1p());
         assert_eq!(NORM_MIN, key_value(1));
-        assert!(NORM_MIN <= 1e-9 && NORM_MIN * GAMMA > 1e-9);
+        let min = key_value(1);
+        assert!(min <= 1e-9 && min * GAMMA > 1e-9);
         assert_eq!(key(NORM_MIN), 1);
     }
 
