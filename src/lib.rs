@@ -17,4 +17,5 @@ pub mod proto;
 pub mod metrics;
 pub mod logs;
 pub mod flush;
+pub mod datadog;
 pub mod shell;

@@ -11,9 +11,11 @@
 mod listener;
 mod logger;
 mod runtime_api;
+mod ship;
 
 use crate::config::{Config, SubscribeMode};
-use crate::core::{Action, Core, FlushAtEnd, NullSink};
+use crate::core::{Action, Core, FlushAtEnd};
+use crate::datadog::Datadog;
 use crate::extapi::{self, Event, SubscribeOutcome};
 use crate::telemetry::Batch;
 use runtime_api::{ApiError, RuntimeApi};
@@ -96,7 +98,11 @@ pub fn run() -> i32 {
         }
     };
 
-    let mut core = Core::new(cfg.managed_instances, FlushAtEnd, NullSink);
+    let mut core = Core::new(cfg.managed_instances, FlushAtEnd, Datadog::new(&cfg, &registration));
+    let mut shipper = ship::Shipper::new(cfg.api_key.clone(), &cfg.metrics_url, &cfg.logs_url);
+    if cfg.api_key.is_none() {
+        log::error!("DD_API_KEY is not set: metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)");
+    }
     core.flush_timeout_ms = cfg.flush_timeout_ms as i64;
 
     if let Some(port) = port {
@@ -148,15 +154,17 @@ pub fn run() -> i32 {
         let now = now_ms();
         let msg = match core.poll(now) {
             Action::CallNext => {
+                shipper.settle();
                 let _ = go_tx.send(());
                 continue;
             }
             Action::Exit => {
-                log::debug!("exiting: {:?}", core.stats);
+                log::debug!("exiting: {:?} {:?}", core.stats, shipper.stats);
                 return 0;
             }
             Action::Flush { deadline_ms, final_flush } => {
-                log::debug!("flush (final: {final_flush}) until {deadline_ms}");
+                let done = shipper.flush(&mut core.sink, deadline_ms);
+                log::debug!("flush (final: {final_flush}) complete: {done}");
                 core.flushed(now_ms());
                 continue;
             }
@@ -180,7 +188,11 @@ pub fn run() -> i32 {
                 if let Event::Unknown(t) = &ev {
                     log::warn!("ignoring unknown event from next: {t}");
                 }
+                let invoke = matches!(ev, Event::Invoke { .. });
                 core.on_event(ev, now_ms());
+                if invoke {
+                    shipper.warm_up(now_ms());
+                }
             }
             Msg::Event(Err(e)) => {
                 next_errors += 1;

@@ -1,0 +1,210 @@
+//! Ships buffered payloads to the Datadog intake with ureq (rustls for
+//! HTTPS), one kept-alive connection per intake host (ureq's pool).
+//!
+//! * A flush never outlives its deadline: every request's timeout is the time
+//!   left, and whatever is not delivered is put back for the next flush.
+//! * 429, 5xx and transport errors are retried with a short backoff while
+//!   time is left; other 4xx answers drop the payload (it would never pass)
+//!   with a log line. Drops are counted.
+//! * While the function runs (after INVOKE) a warm-up request opens the TLS
+//!   connections, so the flush after `runtimeDone` does not pay the handshake.
+//!   The warm-up is joined before `next`: nothing is in flight at a freeze.
+//! * No API key: nothing is sent; payloads are dropped and counted, with one
+//!   clear error line (the function keeps running; see README).
+//! * No request compression: gzip would link ~40 KB of deflate code for
+//!   payloads that are small and travel inside the AWS region.
+
+use crate::datadog::Datadog;
+use std::io::Read;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Debug, Default, Clone)]
+pub struct ShipStats {
+    pub sent_payloads: u64,
+    pub sent_bytes: u64,
+    pub retries: u64,
+    pub dropped_payloads: u64,
+}
+
+pub struct Shipper {
+    agent: ureq::Agent,
+    api_key: Option<String>,
+    sketches_url: String,
+    logs_url: String,
+    validate_urls: [String; 2],
+    last_contact_ms: i64,
+    warmer: Option<JoinHandle<()>>,
+    pub stats: ShipStats,
+}
+
+/// What happened to one payload.
+enum Sent {
+    Delivered,
+    /// Not delivered in time: keep it for the next flush.
+    Keep,
+    /// Refused for good (4xx other than 429): drop it.
+    Refused,
+}
+
+/// Connections idle longer than this are assumed closed by the intake.
+const WARM_AFTER_IDLE_MS: i64 = 20_000;
+const WARM_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Shipper {
+    pub fn new(api_key: Option<String>, metrics_url: &str, logs_url: &str) -> Shipper {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_idle_connections_per_host(1)
+            .max_idle_age(Duration::from_secs(300))
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        Shipper {
+            agent,
+            api_key,
+            sketches_url: format!("{metrics_url}/api/beta/sketches"),
+            logs_url: format!("{logs_url}/api/v2/logs"),
+            validate_urls: [format!("{metrics_url}/api/v1/validate"), format!("{logs_url}/api/v1/validate")],
+            last_contact_ms: 0,
+            warmer: None,
+            stats: ShipStats::default(),
+        }
+    }
+
+    /// Opens the intake connections in the background (called after INVOKE).
+    pub fn warm_up(&mut self, now_ms: i64) {
+        let Some(key) = self.api_key.clone() else { return };
+        if self.warmer.is_some() || now_ms - self.last_contact_ms < WARM_AFTER_IDLE_MS {
+            return;
+        }
+        let agent = self.agent.clone();
+        let urls = self.validate_urls.clone();
+        self.last_contact_ms = now_ms;
+        self.warmer = Some(std::thread::spawn(move || {
+            for url in urls.iter() {
+                let r = agent
+                    .get(url)
+                    .header("DD-API-KEY", &key)
+                    .config()
+                    .timeout_global(Some(WARM_TIMEOUT))
+                    .build()
+                    .call();
+                if let Ok(mut r) = r {
+                    let _ = r.body_mut().as_reader().take(4096).read_to_end(&mut Vec::new());
+                }
+            }
+        }));
+    }
+
+    /// Waits for the warm-up (bounded by its timeout): call before `next`.
+    pub fn settle(&mut self) {
+        if let Some(h) = self.warmer.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Ships everything buffered in `dd`, giving up at `deadline_ms`.
+    /// Returns true when nothing is left.
+    pub fn flush(&mut self, dd: &mut Datadog, deadline_ms: i64) -> bool {
+        self.settle();
+        if self.api_key.is_none() {
+            let mut n = 0;
+            if let Some(m) = &mut dd.metrics {
+                while m.take_payload().is_some() {
+                    n += 1;
+                }
+            }
+            if let Some(l) = &mut dd.logs {
+                while l.take_batch().is_some() {
+                    n += 1;
+                }
+            }
+            self.stats.dropped_payloads += n;
+            if n > 0 {
+                log::debug!("no API key: dropped {n} payloads");
+            }
+            return true;
+        }
+        let mut all = true;
+        if let Some(m) = &mut dd.metrics {
+            while let Some(body) = m.take_payload() {
+                match self.send(&self.sketches_url.clone(), "application/x-protobuf", &body, deadline_ms) {
+                    Sent::Delivered => {}
+                    Sent::Refused => self.stats.dropped_payloads += 1,
+                    Sent::Keep => {
+                        m.put_back(body);
+                        all = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(l) = &mut dd.logs {
+            while let Some(batch) = l.take_batch() {
+                let body = batch.to_json();
+                match self.send(&self.logs_url.clone(), "application/json", &body, deadline_ms) {
+                    Sent::Delivered => {}
+                    Sent::Refused => self.stats.dropped_payloads += 1,
+                    Sent::Keep => {
+                        l.put_back(batch);
+                        all = false;
+                        break;
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    fn send(&mut self, url: &str, content_type: &str, body: &[u8], deadline_ms: i64) -> Sent {
+        let key = self.api_key.as_deref().unwrap_or("");
+        let mut backoff = 20;
+        loop {
+            let left = deadline_ms - super::now_ms();
+            if left < 5 {
+                return Sent::Keep;
+            }
+            let mut req = self
+                .agent
+                .post(url)
+                .header("DD-API-KEY", key)
+                .header("Content-Type", content_type);
+            if content_type == "application/json" {
+                req = req.header("DD-PROTOCOL", "agent-json");
+            }
+            let res = req
+                .config()
+                .timeout_global(Some(Duration::from_millis(left as u64)))
+                .build()
+                .send(body);
+            let retry = match res {
+                Ok(mut r) => {
+                    let status = r.status().as_u16();
+                    let _ = r.body_mut().as_reader().take(64 * 1024).read_to_end(&mut Vec::new());
+                    self.last_contact_ms = super::now_ms();
+                    if status / 100 == 2 {
+                        self.stats.sent_payloads += 1;
+                        self.stats.sent_bytes += body.len() as u64;
+                        return Sent::Delivered;
+                    }
+                    if status != 429 && status < 500 {
+                        log::error!("intake refused {} bytes to {url}: HTTP {status}; dropped", body.len());
+                        return Sent::Refused;
+                    }
+                    format!("HTTP {status}")
+                }
+                Err(e) => e.to_string(),
+            };
+            self.stats.retries += 1;
+            let left = deadline_ms - super::now_ms();
+            if left <= backoff + 5 {
+                log::warn!("intake {url}: {retry}; keeping {} bytes for the next flush", body.len());
+                return Sent::Keep;
+            }
+            log::debug!("intake {url}: {retry}; retrying in {backoff} ms");
+            std::thread::sleep(Duration::from_millis(backoff as u64));
+            backoff = (backoff * 2).min(1000);
+        }
+    }
+}
