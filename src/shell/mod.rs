@@ -14,7 +14,8 @@ mod runtime_api;
 mod ship;
 
 use crate::config::{Config, SubscribeMode};
-use crate::core::{Action, Core, FlushAtEnd};
+use crate::core::{Action, Core};
+use crate::flush::{FlushControl, Strategy};
 use crate::datadog::Datadog;
 use crate::extapi::{self, Event, SubscribeOutcome};
 use crate::telemetry::Batch;
@@ -98,7 +99,12 @@ pub fn run() -> i32 {
         }
     };
 
-    let mut core = Core::new(cfg.managed_instances, FlushAtEnd, Datadog::new(&cfg, &registration));
+    let (strategy, bad_strategy) = Strategy::parse(cfg.flush_strategy.as_deref());
+    if let Some(w) = bad_strategy {
+        log::warn!("{w}");
+    }
+    let policy = FlushControl::new(strategy, now_ms());
+    let mut core = Core::new(cfg.managed_instances, policy, Datadog::new(&cfg, &registration));
     let mut shipper = ship::Shipper::new(cfg.api_key.clone(), &cfg.metrics_url, &cfg.logs_url);
     if cfg.api_key.is_none() {
         log::error!("DD_API_KEY is not set: metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)");
