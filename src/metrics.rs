@@ -319,13 +319,15 @@ impl Metrics {
     }
 
     /// Gives back a body from [`Metrics::take_payload`] whose send failed;
-    /// it is returned first by the next `take_payload`. Past
-    /// [`MAX_PENDING_BYTES`] the oldest bodies are dropped (counted).
+    /// it is returned first by the next `take_payload`. Several bodies go
+    /// back last-taken first (or stop sending at the first failure), so the
+    /// front is always the oldest. Past [`MAX_PENDING_BYTES`] the oldest
+    /// bodies are dropped (counted), keeping at least one.
     pub fn put_back(&mut self, payload: Vec<u8>) {
         self.pending_bytes += payload.len();
         self.pending.push_front(payload);
         while self.pending_bytes > MAX_PENDING_BYTES && self.pending.len() > 1 {
-            let old = self.pending.pop_back().unwrap_or_default();
+            let old = self.pending.pop_front().unwrap_or_default();
             self.pending_bytes -= old.len();
             self.dropped_payloads += 1;
         }
@@ -902,10 +904,15 @@ mod tests {
         assert_ne!(a, b);
         assert!(m.take_payload().is_none());
 
-        for _ in 0..3 {
-            m.put_back(vec![0; MAX_PENDING_BYTES / 2]);
+        // Taken x1, x2, x3; put back last-taken first: x3, x2, x1. Over the
+        // bound, the oldest (x1, at the front) goes.
+        for x in [3u8, 2, 1] {
+            m.put_back(vec![x; MAX_PENDING_BYTES / 2]);
         }
         assert_eq!(m.dropped(), (1, 0));
+        assert_eq!(m.take_payload().unwrap()[0], 2);
+        assert_eq!(m.take_payload().unwrap()[0], 3);
+        assert!(m.take_payload().is_none());
     }
 
     #[test]
