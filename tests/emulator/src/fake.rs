@@ -226,8 +226,9 @@ fn serve(s: TcpStream, inner: Arc<(Mutex<ListenerState>, Condvar)>) {
 
 /// A complete well-behaved extension loop for in-thread use: register
 /// (INVOKE+SHUTDOWN), bind a listener, subscribe (schema, all types), then
-/// call next until SHUTDOWN. `on_event` sees each event. Returns the client
-/// and the listener after SHUTDOWN.
+/// call next until SHUTDOWN. `on_event` sees each event. At SHUTDOWN it
+/// waits up to 300 ms for the `platform.report` of the last INVOKE (as real
+/// extensions do), then returns the client.
 pub fn simple_extension(
     api: &str,
     name: &str,
@@ -241,10 +242,17 @@ pub fn simple_extension(
     if r.status != 200 {
         return Err(io::Error::other(format!("subscribe: {} {}", r.status, r.text())));
     }
+    let mut last_rid: Option<String> = None;
     loop {
         let ev = c.next()?;
         on_event(&ev);
+        if ev["eventType"] == "INVOKE" {
+            last_rid = ev["requestId"].as_str().map(String::from);
+        }
         if ev["eventType"] == "SHUTDOWN" {
+            if let Some(rid) = &last_rid {
+                listener.wait_type("platform.report", Some(rid), Duration::from_millis(300));
+            }
             return Ok(c);
         }
     }
