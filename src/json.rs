@@ -5,21 +5,26 @@
 //! records). `miniserde::json::Value` builds a tree: one allocation per string,
 //! per array and per object, a `BTreeMap` per object, all of it thrown away a
 //! microsecond later. We only read a handful of fields per record, so this
-//! module scans instead of building:
+//! module scans instead of building. Two ways in, sharing one grammar:
 //!
-//! * **No allocation while scanning.** A [`Value`] is a `&str` slice of the
-//!   input holding exactly one JSON value. [`Array`] and [`Object`] are lazy
-//!   iterators over sub-slices. Strings are unescaped only when they contain a
-//!   backslash ([`Cow::Borrowed`] otherwise), and only when asked for.
-//! * **Validate once, then navigate without error paths.** [`parse`] checks the
-//!   whole document against the JSON grammar (RFC 8259) in one pass, with a
-//!   nesting limit ([`MAX_DEPTH`]). Every `Value` handed out afterwards is known
-//!   to be well-formed, so the iterators return plain `Option`s and skip values
-//!   by bracket matching instead of re-validating. They are still written so
-//!   that they can never panic or loop forever, whatever slice they are given.
-//! * **Small.** No generics over readers, no visitor traits, no float
-//!   formatting. Numbers are parsed with `str::parse` (correctly rounded) only
-//!   when a getter asks.
+//! * [`Reader`], a validating **pull parser** for the hot path
+//!   (`telemetry::parse_batch`): one pass, each byte looked at once, nested
+//!   objects walked in place through callbacks, unwanted values validated and
+//!   skipped. No allocation except for strings that contain escapes, and only
+//!   when asked for.
+//! * [`parse`] → [`Value`], for convenience: validates the whole document,
+//!   then hands out `&str` slices holding exactly one well-formed value each.
+//!   [`Array`] and [`Object`] iterate lazily over sub-slices with plain
+//!   `Option`s (no error paths: the text is known to be valid) and skip values
+//!   by bracket matching. Each nesting level re-scans its bytes, which is fine
+//!   for small bodies (Extensions API answers) and why the hot path uses
+//!   `Reader` instead (measured: 0.84 → 1.29 M telemetry records/s at
+//!   opt-level "z", 1.1 → 2.0 M at opt-level 3).
+//!
+//! Both never panic and never recurse deeper than [`MAX_DEPTH`], whatever
+//! the input. Strings are unescaped only when they contain a backslash
+//! ([`Cow::Borrowed`] otherwise). Numbers are parsed with `str::parse`
+//! (correctly rounded) only when a getter asks.
 //!
 //! Trade-offs, written down on purpose:
 //! * The document must be valid UTF-8 (`&str`). Callers holding bytes use
@@ -30,6 +35,8 @@
 //! * Duplicate keys are not detected; [`Value::get`] returns the first one.
 //! * Lone UTF-16 surrogates in `\u` escapes are accepted (the grammar allows
 //!   them) and decoded as U+FFFD.
+//! * No number formatting and no tree type: writers build JSON text directly
+//!   with [`write_str`] / [`write_escaped`] and `write!` for numbers.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -64,22 +71,10 @@ pub enum Type {
 /// Validates `text` as one JSON value (surrounding whitespace allowed) and
 /// returns it as a [`Value`].
 pub fn parse(text: &str) -> Result<Value<'_>, Error> {
-    let b = text.as_bytes();
-    let mut v = Validator { b, i: 0 };
-    v.ws();
-    let start = v.i;
-    v.value(0)?;
-    let end = v.i;
-    v.ws();
-    if v.i != b.len() {
-        return Err(Error {
-            pos: v.i,
-            msg: "trailing characters",
-        });
-    }
-    Ok(Value {
-        s: text.get(start..end).unwrap_or(""),
-    })
+    let mut r = Reader::new(text);
+    let v = r.value()?;
+    r.finish()?;
+    Ok(v)
 }
 
 /// Like [`parse`], for bytes: invalid UTF-8 is an error.
@@ -107,22 +102,60 @@ pub fn for_each_field<'a>(body: &'a [u8], mut f: impl FnMut(&str, Value<'a>)) ->
 }
 
 // ---------------------------------------------------------------------------
-// Validation (the only place that reports errors).
+// Reader: a validating pull parser. It is the only place that reports errors;
+// `parse` is `Reader::value` + `Reader::finish`.
 
-struct Validator<'a> {
-    b: &'a [u8],
+/// A single-pass, validating pull parser over JSON text, for hot paths that
+/// want to read a document without first validating it as a whole: each byte
+/// is looked at once, nested objects are walked in place, and values nobody
+/// asks for are validated and skipped.
+///
+/// ```
+/// # use slimcap::json::Reader;
+/// let mut r = Reader::new(r#"{"a":{"b":[1,2]},"c":"x"}"#);
+/// let mut sum = 0;
+/// r.object(|k, r| {
+///     if k == "a" {
+///         r.object(|_, r| { r.array(|r| { sum += r.value()?.as_u64().unwrap_or(0); Ok(()) })?; Ok(()) })?;
+///     }
+///     Ok(()) // "c" is not read: skipped (and validated) by `object`
+/// }).unwrap();
+/// assert_eq!(sum, 3);
+/// ```
+///
+/// Callbacks may read the current value with exactly one call (`value`,
+/// `string`, `object`, `array`, `skip`) or leave it alone (it is then
+/// skipped). A callback that reads more than one value desynchronises the
+/// reader: the result is an error, never a panic or a wrong acceptance.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    s: &'a str,
     i: usize,
+    depth: usize,
 }
 
-impl Validator<'_> {
+impl<'a> Reader<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Reader {
+            s: text,
+            i: 0,
+            depth: 0,
+        }
+    }
+
+    /// Byte offset of the next unread byte.
+    pub fn pos(&self) -> usize {
+        self.i
+    }
+
+    #[inline]
+    fn b(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
     #[inline]
     fn ws(&mut self) {
-        while let Some(&c) = self.b.get(self.i) {
-            if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-                break;
-            }
-            self.i += 1;
-        }
+        self.i = skip_ws(self.b(), self.i);
     }
 
     #[inline]
@@ -130,8 +163,171 @@ impl Validator<'_> {
         Err(Error { pos: self.i, msg })
     }
 
-    fn value(&mut self, depth: usize) -> Result<(), Error> {
-        match self.b.get(self.i) {
+    /// The type of the next value, without consuming it (`None` at the end
+    /// of input or when the next byte cannot start a value).
+    pub fn peek(&mut self) -> Option<Type> {
+        self.ws();
+        Some(match self.b().get(self.i)? {
+            b'{' => Type::Object,
+            b'[' => Type::Array,
+            b'"' => Type::String,
+            b't' | b'f' => Type::Bool,
+            b'n' => Type::Null,
+            b'-' | b'0'..=b'9' => Type::Number,
+            _ => return None,
+        })
+    }
+
+    /// Only whitespace may remain.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.ws();
+        if self.i != self.s.len() {
+            return self.err("trailing characters");
+        }
+        Ok(())
+    }
+
+    /// Consumes the next value, validating it, and returns its text.
+    pub fn value(&mut self) -> Result<Value<'a>, Error> {
+        self.ws();
+        let start = self.i;
+        self.any(self.depth)?;
+        Ok(Value {
+            s: self.s.get(start..self.i).unwrap_or(""),
+        })
+    }
+
+    /// Consumes (and validates) the next value.
+    pub fn skip(&mut self) -> Result<(), Error> {
+        self.value().map(drop)
+    }
+
+    /// If the next value is a string, consumes it and returns its content
+    /// (unescaped; borrowed unless it has escapes). Otherwise consumes the
+    /// value and returns `None`.
+    pub fn string(&mut self) -> Result<Option<Cow<'a, str>>, Error> {
+        self.ws();
+        if self.b().get(self.i) != Some(&b'"') {
+            return self.skip().map(|_| None);
+        }
+        let start = self.i + 1;
+        let escaped = self.string_body()?;
+        let raw = self.s.get(start..self.i - 1).unwrap_or("");
+        Ok(Some(if escaped {
+            unescape(raw)
+        } else {
+            Cow::Borrowed(raw)
+        }))
+    }
+
+    /// If the next value is an object, calls `f(key, reader)` for each member
+    /// (see the type's docs) and returns `true`. Otherwise consumes the value
+    /// and returns `false`.
+    pub fn object(
+        &mut self,
+        mut f: impl FnMut(&str, &mut Reader<'a>) -> Result<(), Error>,
+    ) -> Result<bool, Error> {
+        self.ws();
+        if self.b().get(self.i) != Some(&b'{') {
+            return self.skip().map(|_| false);
+        }
+        if self.depth >= MAX_DEPTH {
+            return self.err("nesting too deep");
+        }
+        self.depth += 1;
+        self.i += 1;
+        self.ws();
+        if self.b().get(self.i) == Some(&b'}') {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(true);
+        }
+        loop {
+            if self.b().get(self.i) != Some(&b'"') {
+                return self.err("expected string key");
+            }
+            let kstart = self.i + 1;
+            let escaped = self.string_body()?;
+            let raw = self.s.get(kstart..self.i - 1).unwrap_or("");
+            self.ws();
+            if self.b().get(self.i) != Some(&b':') {
+                return self.err("expected ':'");
+            }
+            self.i += 1;
+            self.ws();
+            let vstart = self.i;
+            if escaped {
+                f(&unescape(raw), self)?;
+            } else {
+                f(raw, self)?;
+            }
+            if self.i == vstart {
+                self.skip()?;
+            }
+            self.ws();
+            match self.b().get(self.i) {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(true);
+                }
+                _ => return self.err("expected ',' or '}'"),
+            }
+        }
+    }
+
+    /// If the next value is an array, calls `f(reader)` for each element
+    /// (see the type's docs) and returns `true`. Otherwise consumes the value
+    /// and returns `false`.
+    pub fn array(
+        &mut self,
+        mut f: impl FnMut(&mut Reader<'a>) -> Result<(), Error>,
+    ) -> Result<bool, Error> {
+        self.ws();
+        if self.b().get(self.i) != Some(&b'[') {
+            return self.skip().map(|_| false);
+        }
+        if self.depth >= MAX_DEPTH {
+            return self.err("nesting too deep");
+        }
+        self.depth += 1;
+        self.i += 1;
+        self.ws();
+        if self.b().get(self.i) == Some(&b']') {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(true);
+        }
+        loop {
+            let vstart = self.i;
+            f(self)?;
+            if self.i == vstart {
+                self.skip()?;
+            }
+            self.ws();
+            match self.b().get(self.i) {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(true);
+                }
+                _ => return self.err("expected ',' or ']'"),
+            }
+        }
+    }
+
+    /// Validates one value at `i` (no leading whitespace), leaving `i` after it.
+    fn any(&mut self, depth: usize) -> Result<(), Error> {
+        let b = self.b();
+        match b.get(self.i) {
             None => self.err("unexpected end of input"),
             Some(b'{') => {
                 if depth >= MAX_DEPTH {
@@ -139,24 +335,24 @@ impl Validator<'_> {
                 }
                 self.i += 1;
                 self.ws();
-                if self.b.get(self.i) == Some(&b'}') {
+                if b.get(self.i) == Some(&b'}') {
                     self.i += 1;
                     return Ok(());
                 }
                 loop {
-                    if self.b.get(self.i) != Some(&b'"') {
+                    if b.get(self.i) != Some(&b'"') {
                         return self.err("expected string key");
                     }
-                    self.string()?;
+                    self.string_body()?;
                     self.ws();
-                    if self.b.get(self.i) != Some(&b':') {
+                    if b.get(self.i) != Some(&b':') {
                         return self.err("expected ':'");
                     }
                     self.i += 1;
                     self.ws();
-                    self.value(depth + 1)?;
+                    self.any(depth + 1)?;
                     self.ws();
-                    match self.b.get(self.i) {
+                    match b.get(self.i) {
                         Some(b',') => {
                             self.i += 1;
                             self.ws();
@@ -175,14 +371,14 @@ impl Validator<'_> {
                 }
                 self.i += 1;
                 self.ws();
-                if self.b.get(self.i) == Some(&b']') {
+                if b.get(self.i) == Some(&b']') {
                     self.i += 1;
                     return Ok(());
                 }
                 loop {
-                    self.value(depth + 1)?;
+                    self.any(depth + 1)?;
                     self.ws();
-                    match self.b.get(self.i) {
+                    match b.get(self.i) {
                         Some(b',') => {
                             self.i += 1;
                             self.ws();
@@ -195,7 +391,7 @@ impl Validator<'_> {
                     }
                 }
             }
-            Some(b'"') => self.string(),
+            Some(b'"') => self.string_body().map(drop),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
             Some(b'n') => self.literal(b"null"),
@@ -205,7 +401,7 @@ impl Validator<'_> {
     }
 
     fn literal(&mut self, lit: &'static [u8]) -> Result<(), Error> {
-        if self.b.get(self.i..self.i + lit.len()) == Some(lit) {
+        if self.b().get(self.i..self.i + lit.len()) == Some(lit) {
             self.i += lit.len();
             Ok(())
         } else {
@@ -215,32 +411,32 @@ impl Validator<'_> {
 
     fn digits(&mut self) -> usize {
         let start = self.i;
-        while let Some(b'0'..=b'9') = self.b.get(self.i) {
+        while let Some(b'0'..=b'9') = self.b().get(self.i) {
             self.i += 1;
         }
         self.i - start
     }
 
     fn number(&mut self) -> Result<(), Error> {
-        if self.b.get(self.i) == Some(&b'-') {
+        if self.b().get(self.i) == Some(&b'-') {
             self.i += 1;
         }
-        match self.b.get(self.i) {
+        match self.b().get(self.i) {
             Some(b'0') => self.i += 1,
             Some(b'1'..=b'9') => {
                 self.digits();
             }
             _ => return self.err("invalid number"),
         }
-        if self.b.get(self.i) == Some(&b'.') {
+        if self.b().get(self.i) == Some(&b'.') {
             self.i += 1;
             if self.digits() == 0 {
                 return self.err("invalid number");
             }
         }
-        if let Some(b'e' | b'E') = self.b.get(self.i) {
+        if let Some(b'e' | b'E') = self.b().get(self.i) {
             self.i += 1;
-            if let Some(b'+' | b'-') = self.b.get(self.i) {
+            if let Some(b'+' | b'-') = self.b().get(self.i) {
                 self.i += 1;
             }
             if self.digits() == 0 {
@@ -250,24 +446,27 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// At the opening quote; leaves `i` after the closing quote.
-    fn string(&mut self) -> Result<(), Error> {
+    /// At the opening quote; leaves `i` after the closing quote. Returns
+    /// whether the string contains escapes.
+    fn string_body(&mut self) -> Result<bool, Error> {
+        let b = self.b();
+        let mut escaped = false;
         self.i += 1;
         loop {
-            // Fast path: plain bytes.
-            self.i = scan_plain(self.b, self.i);
-            match self.b.get(self.i) {
+            self.i = scan_plain(b, self.i);
+            match b.get(self.i) {
                 None => return self.err("unterminated string"),
                 Some(b'"') => {
                     self.i += 1;
-                    return Ok(());
+                    return Ok(escaped);
                 }
                 Some(b'\\') => {
+                    escaped = true;
                     self.i += 1;
-                    match self.b.get(self.i) {
+                    match b.get(self.i) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
                         Some(b'u') => {
-                            let hex = self.b.get(self.i + 1..self.i + 5);
+                            let hex = b.get(self.i + 1..self.i + 5);
                             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
                                 return self.err("invalid \\u escape");
                             }
@@ -317,7 +516,7 @@ fn scan_plain(b: &[u8], mut i: usize) -> usize {
 // Navigation over validated text. These never fail; on input that breaks the
 // invariant they stop early instead of panicking.
 
-#[inline]
+#[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while let Some(&c) = b.get(i) {
         if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
@@ -933,6 +1132,112 @@ mod tests {
         assert!(!for_each_field(b"{", |_, _| panic!()));
         assert!(!for_each_field(b"{\"a\":\xff}", |_, _| panic!()));
         assert_eq!(ok("\"s\"").as_string(), Some("s".to_string()));
+    }
+
+    #[test]
+    fn reader_walks_in_one_pass() {
+        let text = r#" {"a": {"b": [1, "x", {"c": null}]}, "s": "p\u0041", "n": 2.5, "e\u0041": [], "skip": {"deep": [[[]]]}} "#;
+        let mut r = Reader::new(text);
+        let (mut keys, mut nums, mut s, mut n) = (Vec::new(), Vec::new(), None, None);
+        let is_obj = r
+            .object(|k, r| {
+                keys.push(k.to_string());
+                match k {
+                    "a" => {
+                        r.object(|_, r| {
+                            r.array(|r| {
+                                nums.push(r.value()?.raw().to_string());
+                                Ok(())
+                            })
+                            .map(drop)
+                        })?;
+                    }
+                    "s" => s = r.string()?,
+                    "n" => n = r.value()?.as_f64(),
+                    _ => {}
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert!(is_obj);
+        r.finish().unwrap();
+        assert_eq!(keys, ["a", "s", "n", "eA", "skip"]);
+        assert_eq!(nums, ["1", "\"x\"", "{\"c\": null}"]);
+        assert_eq!(s.as_deref(), Some("pA"));
+        assert_eq!(n, Some(2.5));
+    }
+
+    #[test]
+    fn reader_type_mismatch_skips() {
+        let mut r = Reader::new(r#"[{"a":1}, [2], "s", 3, {"b":[]}]"#);
+        let mut out = Vec::new();
+        r.array(|r| {
+            let t = r.peek();
+            let was_obj = r.object(|_, _| Ok(()))?;
+            out.push((t, was_obj, r.pos()));
+            Ok(())
+        })
+        .unwrap();
+        r.finish().unwrap();
+        assert_eq!(
+            out.iter().map(|o| o.1).collect::<Vec<_>>(),
+            [true, false, false, false, true]
+        );
+        assert_eq!(out[0].0, Some(Type::Object));
+        assert_eq!(out[2].0, Some(Type::String));
+        let mut r = Reader::new("5");
+        assert_eq!(r.string().unwrap(), None);
+        assert!(r.finish().is_ok());
+        let mut r = Reader::new("{}");
+        assert!(!r.array(|_| panic!()).unwrap());
+    }
+
+    #[test]
+    fn reader_reports_errors_anywhere() {
+        for s in [
+            "[1,]",
+            "{\"a\":}",
+            "[{\"a\":1}",
+            "{\"a\":1 \"b\"}",
+            "[\"\\x\"]",
+            "{\"a\":[1 2]}",
+            "[tru]",
+            "{1:2}",
+        ] {
+            let mut r = Reader::new(s);
+            let res = r
+                .array(|r| r.object(|_, r| r.value().map(drop)).map(drop))
+                .and_then(|_| r.finish());
+            assert!(res.is_err(), "{s}");
+            let mut r = Reader::new(s);
+            let res = r
+                .object(|_, r| r.array(|r| r.string().map(drop)).map(drop))
+                .and_then(|_| r.finish());
+            assert!(res.is_err(), "{s}");
+        }
+        // A callback that reads two values makes an error, not a panic.
+        let mut r = Reader::new(r#"{"a":1,"b":2}"#);
+        assert!(r
+            .object(|_, r| {
+                r.skip()?;
+                r.skip()
+            })
+            .is_err());
+        // Depth is limited through the callbacks too.
+        fn nest(r: &mut Reader<'_>) -> Result<(), Error> {
+            r.array(nest).map(drop)
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(
+            nest(&mut Reader::new(&deep)).unwrap_err().msg,
+            "nesting too deep"
+        );
+        let ok_doc = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(nest(&mut Reader::new(&ok_doc)).is_ok());
+        let mut r = Reader::new(&ok_doc);
+        r.array(|r| r.skip()).unwrap();
+        let mut r = Reader::new(&deep);
+        assert!(r.array(|r| r.skip()).is_err());
     }
 
     #[test]

@@ -178,109 +178,175 @@ pub fn kind_name(k: &Kind) -> &'static str {
 // instances' platform.report carries metrics.durationMs only). Every field is
 // therefore optional here, and a field of the wrong JSON type reads as None.
 
-use crate::json::{self, Value};
+use crate::json::{Error, Reader, Value};
+use std::borrow::Cow;
 
 /// Parses one POSTed Telemetry API batch (a JSON array of records).
 ///
-/// Invalid UTF-8 is replaced (U+FFFD) rather than rejected. `Err` only when
-/// the body is not a well-formed JSON array; elements that are not usable
-/// records (not an object, no string `type`, a log record without `record`)
-/// are counted in [`Batch::rejected`].
+/// One validating pass over the body (`json::Reader`): each record is read
+/// in place, fields nobody needs are skipped. Invalid UTF-8 is replaced
+/// (U+FFFD) rather than rejected. `Err` only when the body is not a
+/// well-formed JSON array (then no records are returned); elements that are
+/// not usable records (not an object, no string `type`, a log record without
+/// `record`) are counted in [`Batch::rejected`].
 pub fn parse_batch(body: &[u8]) -> Result<Batch, NotAnArray> {
-    let text = String::from_utf8_lossy(body);
-    let doc = json::parse(&text).map_err(|_| NotAnArray("body is not valid JSON"))?;
-    let items = doc
-        .as_array()
-        .ok_or(NotAnArray("body is not a JSON array"))?;
+    let text = match std::str::from_utf8(body) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(body),
+    };
+    let mut r = Reader::new(&text);
     let mut batch = Batch::default();
-    for item in items {
-        match parse_record(item) {
-            Some(r) => batch.records.push(r),
-            None => batch.rejected += 1,
-        }
+    let is_array = r
+        .array(|r| {
+            match read_record(r)? {
+                Some(rec) => batch.records.push(rec),
+                None => batch.rejected += 1,
+            }
+            Ok(())
+        })
+        .and_then(|a| r.finish().map(|_| a))
+        .map_err(|_| NotAnArray("body is not valid JSON"))?;
+    if !is_array {
+        return Err(NotAnArray("body is not a JSON array"));
     }
     Ok(batch)
 }
 
-/// Parses one array element `{"time", "type", "record"}`; `None` if unusable.
+/// Parses one already-parsed array element `{"time", "type", "record"}`;
+/// `None` if it is not a usable record.
 pub fn parse_record(item: Value<'_>) -> Option<Record> {
-    item.as_object()?;
-    let (mut time_ms, mut ty, mut rec) = (None, None, None);
-    fields(Some(item), |k, v| match k {
-        "time" => time_ms = v.as_str().and_then(|t| crate::time::parse_rfc3339(&t)),
-        "type" => ty = v.as_str(),
-        "record" => rec = Some(v),
-        _ => {}
-    });
-    let ty = ty?;
-    let kind = match &*ty {
-        "platform.initStart" => init_start(rec),
-        "platform.initRuntimeDone" => init_runtime_done(rec),
-        "platform.initReport" => init_report(rec),
-        "platform.start" => start(rec),
-        "platform.runtimeDone" => runtime_done(rec),
-        "platform.report" => report(rec),
-        "platform.extension" => extension_state(rec),
-        "platform.telemetrySubscription" => telemetry_subscription(rec),
-        "platform.logsDropped" => logs_dropped(rec),
-        "platform.restoreStart" => restore_start(rec),
-        "platform.restoreRuntimeDone" => restore_runtime_done(rec),
-        "platform.restoreReport" => restore_report(rec),
-        "function" => Kind::Function(log(rec?)),
-        "extension" => Kind::Extension(log(rec?)),
-        _ => Kind::Unknown {
-            type_: ty.into_owned(),
-        },
-    };
-    Some(Record { time_ms, kind })
+    read_record(&mut Reader::new(item.raw())).ok().flatten()
 }
 
-/// Calls `f` for each member of `v` if it is an object (keys unescaped).
-fn fields<'a>(v: Option<Value<'a>>, mut f: impl FnMut(&str, Value<'a>)) {
-    let Some(mut o) = v.and_then(|v| v.as_object()) else {
-        return;
-    };
-    while let Some((k, v)) = o.next_raw() {
-        if k.contains('\\') {
-            f(&json::unescape(k), v);
-        } else {
-            f(k, v);
+/// Reads one array element. `Ok(None)`: valid JSON but not a usable record.
+fn read_record(r: &mut Reader<'_>) -> Result<Option<Record>, Error> {
+    let mut time_ms = None;
+    let mut ty: Option<Cow<'_, str>> = None;
+    let mut kind: Option<Option<Kind>> = None; // Some(None): log without usable record
+    let mut deferred: Option<Value<'_>> = None;
+    let is_obj = r.object(|k, r| {
+        match k {
+            "time" => time_ms = r.string()?.and_then(|t| crate::time::parse_rfc3339(&t)),
+            "type" if ty.is_none() => ty = r.string()?,
+            "record" if kind.is_none() && deferred.is_none() => match &ty {
+                // The platform writes `type` before `record`: parse in place.
+                Some(t) => kind = Some(read_kind(t, Some(r))?),
+                None => deferred = Some(r.value()?),
+            },
+            _ => {}
         }
+        Ok(())
+    })?;
+    let Some(ty) = ty.filter(|_| is_obj) else {
+        return Ok(None);
+    };
+    let kind = match (kind, deferred) {
+        (Some(k), _) => k,
+        (None, Some(v)) => read_kind(&ty, Some(&mut Reader::new(v.raw())))?,
+        (None, None) => read_kind(&ty, None)?,
+    };
+    Ok(kind.map(|kind| Record { time_ms, kind }))
+}
+
+/// Reads the `record` value for type `ty` (`r`: `None` when the element has
+/// no `record`). `Ok(None)` for a log type without a record.
+fn read_kind(ty: &str, r: Option<&mut Reader<'_>>) -> Result<Option<Kind>, Error> {
+    if ty == "function" || ty == "extension" {
+        let Some(r) = r else { return Ok(None) };
+        let log = log(r.value()?);
+        return Ok(Some(if ty == "function" {
+            Kind::Function(log)
+        } else {
+            Kind::Extension(log)
+        }));
     }
+    let mut empty = Reader::new("{}");
+    let r = r.unwrap_or(&mut empty);
+    Ok(Some(match ty {
+        "platform.initStart" => init_start(r)?,
+        "platform.initRuntimeDone" => init_runtime_done(r)?,
+        "platform.initReport" => init_report(r)?,
+        "platform.start" => start(r)?,
+        "platform.runtimeDone" => runtime_done(r)?,
+        "platform.report" => report(r)?,
+        "platform.extension" => extension_state(r)?,
+        "platform.telemetrySubscription" => telemetry_subscription(r)?,
+        "platform.logsDropped" => logs_dropped(r)?,
+        "platform.restoreStart" => restore_start(r)?,
+        "platform.restoreRuntimeDone" => restore_runtime_done(r)?,
+        "platform.restoreReport" => restore_report(r)?,
+        _ => Kind::Unknown {
+            type_: ty.to_owned(),
+        },
+    }))
 }
 
-fn s(v: Value<'_>) -> Option<String> {
-    v.as_string()
+// Field readers: a value of the wrong JSON type reads as `None` (and is
+// skipped); only malformed JSON is an error.
+
+type R<'r, 'a> = &'r mut Reader<'a>;
+
+/// Calls `f` for each member if the next value is an object; skips it otherwise.
+fn fields<'a>(
+    r: R<'_, 'a>,
+    f: impl FnMut(&str, &mut Reader<'a>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    r.object(f).map(drop)
 }
 
-fn f(v: Value<'_>) -> Option<f64> {
-    v.as_f64()
+fn s(r: R<'_, '_>) -> Result<Option<String>, Error> {
+    Ok(r.string()?.map(Cow::into_owned))
 }
 
-fn u(v: Value<'_>) -> Option<u64> {
-    v.as_u64()
+fn f(r: R<'_, '_>) -> Result<Option<f64>, Error> {
+    Ok(r.value()?.as_f64())
 }
 
-fn strings(v: Value<'_>) -> Vec<String> {
-    v.as_array()
-        .map_or_else(Vec::new, |a| a.filter_map(s).collect())
+fn u(r: R<'_, '_>) -> Result<Option<u64>, Error> {
+    Ok(r.value()?.as_u64())
 }
 
-fn init_start(rec: Option<Value<'_>>) -> Kind {
+fn strings(r: R<'_, '_>) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    r.array(|r| {
+        if let Some(s) = s(r)? {
+            out.push(s);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `metrics.durationMs` style: the one f64 member `name` of an object.
+fn metric(r: R<'_, '_>, name: &str) -> Result<Option<f64>, Error> {
+    let mut out = None;
+    fields(r, |k, r| {
+        if k == name {
+            out = f(r)?;
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn init_start(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut it, mut ph, mut rv, mut rva, mut fnm, mut fv, mut iid, mut imm) =
         (None, None, None, None, None, None, None, None);
-    fields(rec, |k, v| match k {
-        "initializationType" => it = s(v),
-        "phase" => ph = s(v),
-        "runtimeVersion" => rv = s(v),
-        "runtimeVersionArn" => rva = s(v),
-        "functionName" => fnm = s(v),
-        "functionVersion" => fv = s(v),
-        "instanceId" => iid = s(v),
-        "instanceMaxMemory" => imm = u(v),
-        _ => {}
-    });
-    Kind::InitStart {
+    fields(r, |k, r| {
+        match k {
+            "initializationType" => it = s(r)?,
+            "phase" => ph = s(r)?,
+            "runtimeVersion" => rv = s(r)?,
+            "runtimeVersionArn" => rva = s(r)?,
+            "functionName" => fnm = s(r)?,
+            "functionVersion" => fv = s(r)?,
+            "instanceId" => iid = s(r)?,
+            "instanceMaxMemory" => imm = u(r)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::InitStart {
         initialization_type: it,
         phase: ph,
         runtime_version: rv,
@@ -289,123 +355,145 @@ fn init_start(rec: Option<Value<'_>>) -> Kind {
         function_version: fv,
         instance_id: iid,
         instance_max_memory: imm,
-    }
+    })
 }
 
-fn init_runtime_done(rec: Option<Value<'_>>) -> Kind {
+fn init_runtime_done(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut it, mut ph, mut st, mut et) = (None, None, None, None);
-    fields(rec, |k, v| match k {
-        "initializationType" => it = s(v),
-        "phase" => ph = s(v),
-        "status" => st = s(v),
-        "errorType" => et = s(v),
-        _ => {}
-    });
-    Kind::InitRuntimeDone {
+    fields(r, |k, r| {
+        match k {
+            "initializationType" => it = s(r)?,
+            "phase" => ph = s(r)?,
+            "status" => st = s(r)?,
+            "errorType" => et = s(r)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::InitRuntimeDone {
         initialization_type: it,
         phase: ph,
         status: st,
         error_type: et,
-    }
+    })
 }
 
-fn init_report(rec: Option<Value<'_>>) -> Kind {
+fn init_report(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut it, mut ph, mut st, mut et, mut d) = (None, None, None, None, None);
-    fields(rec, |k, v| match k {
-        "initializationType" => it = s(v),
-        "phase" => ph = s(v),
-        "status" => st = s(v),
-        "errorType" => et = s(v),
-        "metrics" => fields(Some(v), |k, v| {
-            if k == "durationMs" {
-                d = f(v)
-            }
-        }),
-        _ => {}
-    });
-    Kind::InitReport {
+    fields(r, |k, r| {
+        match k {
+            "initializationType" => it = s(r)?,
+            "phase" => ph = s(r)?,
+            "status" => st = s(r)?,
+            "errorType" => et = s(r)?,
+            "metrics" => d = metric(r, "durationMs")?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::InitReport {
         initialization_type: it,
         phase: ph,
         status: st,
         error_type: et,
         duration_ms: d,
-    }
+    })
 }
 
-fn start(rec: Option<Value<'_>>) -> Kind {
+fn start(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut rid, mut ver) = (None, None);
-    fields(rec, |k, v| match k {
-        "requestId" => rid = s(v),
-        "version" => ver = s(v),
-        _ => {}
-    });
-    Kind::Start {
+    fields(r, |k, r| {
+        match k {
+            "requestId" => rid = s(r)?,
+            "version" => ver = s(r)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::Start {
         request_id: rid,
         version: ver,
-    }
+    })
 }
 
-fn span(v: Value<'_>) -> Option<Span> {
-    v.as_object()?;
-    let mut sp = Span::default();
-    fields(Some(v), |k, v| match k {
-        "name" => sp.name = s(v).unwrap_or_default(),
-        "start" => sp.start_ms = v.as_str().and_then(|t| crate::time::parse_rfc3339(&t)),
-        "durationMs" => sp.duration_ms = f(v),
-        _ => {}
-    });
-    Some(sp)
-}
-
-fn runtime_done(rec: Option<Value<'_>>) -> Kind {
-    let (mut rid, mut st, mut et, mut d, mut pb, mut spans) =
-        (None, None, None, None, None, Vec::new());
-    fields(rec, |k, v| match k {
-        "requestId" => rid = s(v),
-        "status" => st = s(v),
-        "errorType" => et = s(v),
-        "metrics" => fields(Some(v), |k, v| match k {
-            "durationMs" => d = f(v),
-            "producedBytes" => pb = u(v),
-            _ => {}
-        }),
-        "spans" => {
-            if let Some(a) = v.as_array() {
-                spans = a.filter_map(span).collect();
+fn spans(r: R<'_, '_>) -> Result<Vec<Span>, Error> {
+    let mut out = Vec::new();
+    r.array(|r| {
+        let mut sp = Span::default();
+        let is_obj = r.object(|k, r| {
+            match k {
+                "name" => sp.name = s(r)?.unwrap_or_default(),
+                "start" => sp.start_ms = r.string()?.and_then(|t| crate::time::parse_rfc3339(&t)),
+                "durationMs" => sp.duration_ms = f(r)?,
+                _ => {}
             }
+            Ok(())
+        })?;
+        if is_obj {
+            out.push(sp);
         }
-        _ => {}
-    });
-    Kind::RuntimeDone {
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn runtime_done(r: R<'_, '_>) -> Result<Kind, Error> {
+    let (mut rid, mut st, mut et, mut d, mut pb, mut sp) =
+        (None, None, None, None, None, Vec::new());
+    fields(r, |k, r| {
+        match k {
+            "requestId" => rid = s(r)?,
+            "status" => st = s(r)?,
+            "errorType" => et = s(r)?,
+            "metrics" => fields(r, |k, r| {
+                match k {
+                    "durationMs" => d = f(r)?,
+                    "producedBytes" => pb = u(r)?,
+                    _ => {}
+                }
+                Ok(())
+            })?,
+            "spans" => sp = spans(r)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::RuntimeDone {
         request_id: rid,
         status: st,
         error_type: et,
         duration_ms: d,
         produced_bytes: pb,
-        spans,
-    }
+        spans: sp,
+    })
 }
 
-fn report(rec: Option<Value<'_>>) -> Kind {
+fn report(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut rid, mut st, mut et) = (None, None, None);
     let (mut d, mut bd, mut mem, mut maxm, mut initd, mut restd) =
         (None, None, None, None, None, None);
-    fields(rec, |k, v| match k {
-        "requestId" => rid = s(v),
-        "status" => st = s(v),
-        "errorType" => et = s(v),
-        "metrics" => fields(Some(v), |k, v| match k {
-            "durationMs" => d = f(v),
-            "billedDurationMs" => bd = f(v),
-            "memorySizeMB" => mem = u(v),
-            "maxMemoryUsedMB" => maxm = u(v),
-            "initDurationMs" => initd = f(v),
-            "restoreDurationMs" => restd = f(v),
+    fields(r, |k, r| {
+        match k {
+            "requestId" => rid = s(r)?,
+            "status" => st = s(r)?,
+            "errorType" => et = s(r)?,
+            "metrics" => fields(r, |k, r| {
+                match k {
+                    "durationMs" => d = f(r)?,
+                    "billedDurationMs" => bd = f(r)?,
+                    "memorySizeMB" => mem = u(r)?,
+                    "maxMemoryUsedMB" => maxm = u(r)?,
+                    "initDurationMs" => initd = f(r)?,
+                    "restoreDurationMs" => restd = f(r)?,
+                    _ => {}
+                }
+                Ok(())
+            })?,
             _ => {}
-        }),
-        _ => {}
-    });
-    Kind::Report {
+        }
+        Ok(())
+    })?;
+    Ok(Kind::Report {
         request_id: rid,
         status: st,
         error_type: et,
@@ -415,98 +503,111 @@ fn report(rec: Option<Value<'_>>) -> Kind {
         max_memory_used_mb: maxm,
         init_duration_ms: initd,
         restore_duration_ms: restd,
-    }
+    })
 }
 
-fn extension_state(rec: Option<Value<'_>>) -> Kind {
+fn extension_state(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut name, mut state, mut events, mut et) = (None, None, Vec::new(), None);
-    fields(rec, |k, v| match k {
-        "name" => name = s(v),
-        "state" => state = s(v),
-        "events" => events = strings(v),
-        "errorType" => et = s(v),
-        _ => {}
-    });
-    Kind::ExtensionState {
+    fields(r, |k, r| {
+        match k {
+            "name" => name = s(r)?,
+            "state" => state = s(r)?,
+            "events" => events = strings(r)?,
+            "errorType" => et = s(r)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::ExtensionState {
         name,
         state,
         events,
         error_type: et,
-    }
+    })
 }
 
-fn telemetry_subscription(rec: Option<Value<'_>>) -> Kind {
+fn telemetry_subscription(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut name, mut state, mut types) = (None, None, Vec::new());
-    fields(rec, |k, v| match k {
-        "name" => name = s(v),
-        "state" => state = s(v),
-        "types" => types = strings(v),
-        _ => {}
-    });
-    Kind::TelemetrySubscription { name, state, types }
+    fields(r, |k, r| {
+        match k {
+            "name" => name = s(r)?,
+            "state" => state = s(r)?,
+            "types" => types = strings(r)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::TelemetrySubscription { name, state, types })
 }
 
-fn logs_dropped(rec: Option<Value<'_>>) -> Kind {
+fn logs_dropped(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut reason, mut dr, mut db) = (None, None, None);
-    fields(rec, |k, v| match k {
-        "reason" => reason = s(v),
-        "droppedRecords" => dr = u(v),
-        "droppedBytes" => db = u(v),
-        _ => {}
-    });
-    Kind::LogsDropped {
+    fields(r, |k, r| {
+        match k {
+            "reason" => reason = s(r)?,
+            "droppedRecords" => dr = u(r)?,
+            "droppedBytes" => db = u(r)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::LogsDropped {
         reason,
         dropped_records: dr,
         dropped_bytes: db,
-    }
+    })
 }
 
-fn restore_start(rec: Option<Value<'_>>) -> Kind {
+fn restore_start(r: R<'_, '_>) -> Result<Kind, Error> {
     let mut rv = None;
-    fields(rec, |k, v| {
+    fields(r, |k, r| {
         if k == "runtimeVersion" {
-            rv = s(v)
+            rv = s(r)?;
         }
-    });
-    Kind::RestoreStart {
+        Ok(())
+    })?;
+    Ok(Kind::RestoreStart {
         runtime_version: rv,
-    }
+    })
 }
 
-fn restore_runtime_done(rec: Option<Value<'_>>) -> Kind {
+fn restore_runtime_done(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut st, mut et) = (None, None);
-    fields(rec, |k, v| match k {
-        "status" => st = s(v),
-        "errorType" => et = s(v),
-        _ => {}
-    });
-    Kind::RestoreRuntimeDone {
+    fields(r, |k, r| {
+        match k {
+            "status" => st = s(r)?,
+            "errorType" => et = s(r)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::RestoreRuntimeDone {
         status: st,
         error_type: et,
-    }
+    })
 }
 
-fn restore_report(rec: Option<Value<'_>>) -> Kind {
+fn restore_report(r: R<'_, '_>) -> Result<Kind, Error> {
     let (mut st, mut et, mut d) = (None, None, None);
-    fields(rec, |k, v| match k {
-        "status" => st = s(v),
-        "errorType" => et = s(v),
-        "metrics" => fields(Some(v), |k, v| {
-            if k == "durationMs" {
-                d = f(v)
-            }
-        }),
-        _ => {}
-    });
-    Kind::RestoreReport {
+    fields(r, |k, r| {
+        match k {
+            "status" => st = s(r)?,
+            "errorType" => et = s(r)?,
+            "metrics" => d = metric(r, "durationMs")?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(Kind::RestoreReport {
         status: st,
         error_type: et,
         duration_ms: d,
-    }
+    })
 }
 
 /// A `function`/`extension` record: a string (text format) or an object (JSON
-/// format). Any other JSON value is kept as its raw text.
+/// format: `message` is the object's raw text). Any other JSON value is kept
+/// as its raw text.
 fn log(rec: Value<'_>) -> Log {
     if let Some(text) = rec.as_str() {
         let text = text.strip_suffix('\n').unwrap_or(&text);
@@ -515,19 +616,21 @@ fn log(rec: Value<'_>) -> Log {
             ..Log::default()
         };
     }
-    if rec.as_object().is_none() {
+    let Some(members) = rec.as_object() else {
         return Log {
             message: rec.raw().to_owned(),
             ..Log::default()
         };
-    }
+    };
     let (mut level, mut status, mut rid) = (None, None, None);
-    fields(Some(rec), |k, v| match k {
-        "level" => level = s(v),
-        "status" => status = s(v),
-        "requestId" => rid = s(v),
-        _ => {}
-    });
+    for (k, v) in members {
+        match &*k {
+            "level" => level = v.as_string(),
+            "status" => status = v.as_string(),
+            "requestId" => rid = v.as_string(),
+            _ => {}
+        }
+    }
     Log {
         message: rec.raw().to_owned(),
         level: level.or(status),

@@ -45,6 +45,7 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 }
 
 /// `n` ASCII digits at `b[i..]` as a number.
+#[inline]
 fn num(b: &[u8], i: usize, n: usize) -> Option<u32> {
     let d = b.get(i..i + n)?;
     let mut v = 0u32;
