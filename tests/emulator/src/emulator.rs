@@ -1645,8 +1645,15 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
         let attempts = 1 + sh.cfg.delivery_retries;
         let mut delivered = false;
         for attempt in 1..=attempts {
-            if sh.lock().stopping {
-                return;
+            {
+                // No delivery attempt starts while the sandbox is frozen.
+                let mut st = sh.lock();
+                while st.frozen && !st.stopping {
+                    st = sh.wait_until(st, now_ms() + 50.0);
+                }
+                if st.stopping {
+                    return;
+                }
             }
             let fault = {
                 let mut st = sh.lock();
