@@ -42,6 +42,7 @@ fn main() {
         println!("SUBSCRIBE {}", r.status);
     }
     let post_ms: u64 = std::env::var("FAKE_EXT_POST_RUNTIME_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut last_rid = String::new();
     loop {
         let ev = match c.next() {
             Ok(ev) => ev,
@@ -54,6 +55,7 @@ fn main() {
         println!("EVENT {ty}");
         if ty == "INVOKE" {
             let rid = ev["requestId"].as_str().unwrap_or("").to_string();
+            last_rid = rid.clone();
             let got = listener.wait_type("platform.runtimeDone", Some(&rid), Duration::from_secs(5));
             println!("RUNTIME_DONE {}", got.is_some());
             std::thread::sleep(Duration::from_millis(post_ms));
@@ -65,7 +67,8 @@ fn main() {
                 },
                 "exit_code_7" => std::process::exit(7),
                 _ => {
-                    let got = listener.wait_type("platform.report", None, Duration::from_millis(300));
+                    let rid = if last_rid.is_empty() { None } else { Some(last_rid.as_str()) };
+                    let got = listener.wait_type("platform.report", rid, Duration::from_millis(300));
                     println!("FINAL_REPORT {}", got.is_some());
                     std::process::exit(0);
                 }
