@@ -26,6 +26,8 @@
 #   SLIMCAP_NO_ZIP=1   skip the zips;  SLIMCAP_NO_SMOKE=1  skip the start-up smoke run
 #   SLIMCAP_STRICT=1   fail instead of falling back when an unstable flag is rejected
 #   RUSTC, CARGO       default /usr/bin/rustc, /usr/bin/cargo (Debian rustc-web, has rust-src)
+#   SLIMCAP_BLOAT="cargo-bloat args"  instead of building dist/, run `cargo bloat` with the same
+#                      target, flags and profile (symbols kept) and print its report to stdout
 #
 # Target settings (linker, relocation model, lld/ICF) live in .cargo/config.toml; the -Z
 # flags are added here because the toolchain may change under us (Debian replaces rustc-web
@@ -167,6 +169,15 @@ build_one() {
   start=$(date +%s)
   errlog=$(mktemp)
   log "$t: panic=$PANIC_PROFILE ${CARGO_Z[*]} ${!env_rf}"
+  if [ -n "${SLIMCAP_BLOAT:-}" ]; then
+    # cargo-bloat has no --manifest-path: run it in the manifest's directory (this repo's
+    # .cargo/config.toml still applies to crates below it). Symbols are needed: no strip.
+    # shellcheck disable=SC2086
+    (cd "$(dirname "$MANIFEST")" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=false \
+      "$CARGO" bloat --release ${CARGO_LOCKED---locked} --target "$t" -p "$PACKAGE" --bin "$BIN" \
+      "${CARGO_Z[@]}" ${CARGO_ARGS:-} $SLIMCAP_BLOAT)
+    return
+  fi
   # shellcheck disable=SC2086
   "$CARGO" build --release ${CARGO_LOCKED---locked} --target "$t" --manifest-path "$MANIFEST" -p "$PACKAGE" --bin "$BIN" \
       "${CARGO_Z[@]}" ${CARGO_ARGS:-} 2> >(tee "$errlog" >&2) || rc=$?

@@ -39,7 +39,7 @@ CONFIGS=(
 )
 
 PHASE=${1:-all}; shift || true
-want() { [ $# -eq 0 ] && return 0; local n=$1; shift; for w in "$@"; do [ "$w" = "$n" ] && return 0; done; return 1; }
+want() { [ $# -le 1 ] && return 0; local n=$1; shift; for w in "$@"; do [ "$w" = "$n" ] && return 0; done; return 1; }
 
 arch_list() { echo "${ARCHES:-x86_64}"; }
 
