@@ -205,20 +205,27 @@ fn serve(s: TcpStream, inner: Arc<(Mutex<ListenerState>, Condvar)>) {
             Ok(Some(q)) => q,
             _ => return,
         };
-        let t = now_ms();
         let (status, delay) = {
+            let st = inner.0.lock().unwrap();
+            (st.status, st.delay_ms)
+        };
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        // Answer first, then hand the batch on (as a careful extension does:
+        // otherwise the extension may call next, and freeze, before the
+        // platform got its answer).
+        let wrote = http::write_response(&mut w, status, &[], b"", false).is_ok();
+        let t = now_ms();
+        {
             let mut st = inner.0.lock().unwrap();
             st.raw.push((t, req.body.clone()));
             if let Ok(v) = serde_json::from_slice::<Value>(&req.body) {
                 st.batches.push((t, v));
             }
             inner.1.notify_all();
-            (st.status, st.delay_ms)
-        };
-        if delay > 0 {
-            std::thread::sleep(Duration::from_millis(delay));
         }
-        if http::write_response(&mut w, status, &[], b"", false).is_err() {
+        if !wrote {
             return;
         }
     }
