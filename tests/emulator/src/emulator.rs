@@ -16,7 +16,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub(crate) const SCHEMAS: [&str; 3] = ["2022-07-01", "2022-12-13", "2025-01-29"];
-const LOGS_DROPPED_REASON: &str = "Consumer seems to have fallen behind as it has not acknowledged receipt of logs.";
+const LOGS_DROPPED_REASON: &str =
+    "Consumer seems to have fallen behind as it has not acknowledged receipt of logs.";
 
 /// An event the platform emitted (rendered per subscriber schema on enqueue).
 #[derive(Clone, Debug)]
@@ -164,7 +165,14 @@ impl Shared {
     }
 
     fn emit_now(&self, st: &mut State, ty: &str, record: Value) {
-        self.emit(st, Event { time: now_ms(), ty: ty.into(), record });
+        self.emit(
+            st,
+            Event {
+                time: now_ms(),
+                ty: ty.into(),
+                record,
+            },
+        );
     }
 
     fn freeze(&self, st: &mut State, at: f64) {
@@ -172,7 +180,10 @@ impl Shared {
             return;
         }
         st.frozen = true;
-        st.freezes.push(Freeze { start_ms: at, end_ms: None });
+        st.freezes.push(Freeze {
+            start_ms: at,
+            end_ms: None,
+        });
     }
 
     fn thaw(&self, st: &mut State) {
@@ -197,7 +208,11 @@ impl Shared {
 }
 
 fn type_selected(types: &[String], ty: &str) -> bool {
-    let cat = if ty.starts_with("platform.") { "platform" } else { ty };
+    let cat = if ty.starts_with("platform.") {
+        "platform"
+    } else {
+        ty
+    };
     types.iter().any(|t| t == cat)
 }
 
@@ -213,7 +228,12 @@ fn render(ev: &Event, schema: &str) -> Value {
     let mut rec = ev.record.clone();
     if let Value::Object(m) = &mut rec {
         if schema != "2025-01-29" && ev.ty == "platform.initStart" {
-            for k in ["functionName", "functionVersion", "instanceId", "instanceMaxMemory"] {
+            for k in [
+                "functionName",
+                "functionVersion",
+                "instanceId",
+                "instanceMaxMemory",
+            ] {
                 m.remove(k);
             }
         }
@@ -243,7 +263,11 @@ fn err_body(ty: &str, msg: &str) -> Vec<u8> {
 type Answer = Option<(u16, Vec<(String, String)>, Vec<u8>)>;
 
 fn answer(status: u16, body: Vec<u8>) -> Answer {
-    Some((status, vec![("Content-Type".into(), "application/json".into())], body))
+    Some((
+        status,
+        vec![("Content-Type".into(), "application/json".into())],
+        body,
+    ))
 }
 
 /// The emulated Lambda sandbox. See the crate docs.
@@ -310,7 +334,10 @@ impl Emulator {
                 .name("rapi-accept".into())
                 .spawn(move || accept_loop(sh2, listener))?;
         }
-        let emu = Emulator { sh: sh.clone(), tmp };
+        let emu = Emulator {
+            sh: sh.clone(),
+            tmp,
+        };
         // platform.initStart is emitted before any extension starts.
         {
             let mut st = sh.lock();
@@ -334,9 +361,20 @@ impl Emulator {
                     m.remove("instanceMaxMemory");
                 }
             }
-            sh.emit(&mut st, Event { time: t, ty: "platform.initStart".into(), record: rec });
+            sh.emit(
+                &mut st,
+                Event {
+                    time: t,
+                    ty: "platform.initStart".into(),
+                    record: rec,
+                },
+            );
             if sh.cfg.faults.unknown_records {
-                sh.emit_now(&mut st, "platform.futureEvent", json!({"something": "new", "n": 1}));
+                sh.emit_now(
+                    &mut st,
+                    "platform.futureEvent",
+                    json!({"something": "new", "n": 1}),
+                );
             }
         }
         let specs = sh.cfg.extensions.clone();
@@ -345,7 +383,9 @@ impl Emulator {
         }
         {
             let sh2 = sh.clone();
-            let h = std::thread::Builder::new().name("init".into()).spawn(move || init_thread(sh2))?;
+            let h = std::thread::Builder::new()
+                .name("init".into())
+                .spawn(move || init_thread(sh2))?;
             sh.threads.lock().unwrap().push(h);
         }
         Ok(emu)
@@ -391,12 +431,21 @@ impl Emulator {
     /// own thread, started together). On-demand: one after another.
     pub fn invoke_many(&self, invs: Vec<Invocation>) -> Vec<InvokeOutcome> {
         if !self.sh.mi() {
-            return invs.into_iter().map(|i| invoke_on_demand(&self.sh, i)).collect();
+            return invs
+                .into_iter()
+                .map(|i| invoke_on_demand(&self.sh, i))
+                .collect();
         }
         {
             let st = self.sh.lock();
             if let Some(e) = not_invokable(&st) {
-                return invs.iter().map(|_| InvokeOutcome { error: Some(e.clone()), ..Default::default() }).collect();
+                return invs
+                    .iter()
+                    .map(|_| InvokeOutcome {
+                        error: Some(e.clone()),
+                        ..Default::default()
+                    })
+                    .collect();
             }
         }
         let hs: Vec<_> = invs
@@ -406,7 +455,9 @@ impl Emulator {
                 std::thread::spawn(move || invoke_managed(&sh, inv))
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
     }
 
     /// SHUTDOWN with `reason` (`spindown`, `timeout`, `failure`, ...): thaw,
@@ -424,7 +475,12 @@ impl Emulator {
 
     /// The first accepted telemetry subscription.
     pub fn subscriber(&self) -> Option<Subscription> {
-        self.sh.lock().subs.iter().find(|s| !s.closed).map(|s| s.info.clone())
+        self.sh
+            .lock()
+            .subs
+            .iter()
+            .find(|s| !s.closed)
+            .map(|s| s.info.clone())
     }
 
     /// All telemetry subscriptions (including replaced ones).
@@ -450,7 +506,12 @@ impl Emulator {
 
     /// Every event the platform emitted (rendered in the newest schema), whether delivered or not.
     pub fn emitted(&self) -> Vec<Value> {
-        self.sh.lock().events.iter().map(|e| render(e, "2025-01-29")).collect()
+        self.sh
+            .lock()
+            .events
+            .iter()
+            .map(|e| render(e, "2025-01-29"))
+            .collect()
     }
 
     /// Frozen intervals (on-demand).
@@ -458,7 +519,7 @@ impl Emulator {
         self.sh.lock().freezes.clone()
     }
 
-    /// Whether the interval [a,b] (test clock) overlaps any freeze.
+    /// Whether the interval `[a, b]` (test clock) overlaps any freeze.
     pub fn spans_freeze(&self, a: f64, b: f64) -> bool {
         self.freezes().iter().any(|f| f.overlaps(a, b))
     }
@@ -474,12 +535,20 @@ impl Emulator {
 
     /// Lines extensions printed on stdout.
     pub fn stdout_lines(&self) -> Vec<String> {
-        self.output().into_iter().filter(|l| l.stream == Stream::Stdout).map(|l| l.line).collect()
+        self.output()
+            .into_iter()
+            .filter(|l| l.stream == Stream::Stdout)
+            .map(|l| l.line)
+            .collect()
     }
 
     /// Lines extensions printed on stderr.
     pub fn stderr_lines(&self) -> Vec<String> {
-        self.output().into_iter().filter(|l| l.stream == Stream::Stderr).map(|l| l.line).collect()
+        self.output()
+            .into_iter()
+            .filter(|l| l.stream == Stream::Stderr)
+            .map(|l| l.line)
+            .collect()
     }
 
     pub fn processes(&self) -> Vec<ProcessInfo> {
@@ -500,8 +569,9 @@ impl Emulator {
         }
     }
 
-    /// Send a `kill -STOP`/`-CONT`-free "freeze" check helper: returns
-    /// deliveries whose [started, finished] overlaps a freeze.
+    /// Deliveries whose `[started_ms, finished_ms]` overlaps a freeze (the
+    /// platform never starts one while frozen, so any hit means the extension
+    /// called `next` before answering a delivery).
     pub fn deliveries_spanning_freeze(&self) -> Vec<Delivery> {
         let fr = self.freezes();
         self.deliveries()
@@ -536,18 +606,30 @@ fn init_outcome(st: &State) -> InitOutcome {
 fn lambda_env(sh: &Shared) -> Vec<(String, String)> {
     let f = &sh.cfg.function;
     let mut v: Vec<(String, String)> = vec![
-        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/opt/bin".into()),
+        (
+            "PATH".into(),
+            "/usr/local/bin:/usr/bin:/bin:/opt/bin".into(),
+        ),
         ("LANG".into(), "en_US.UTF-8".into()),
         ("TZ".into(), ":UTC".into()),
         ("AWS_LAMBDA_RUNTIME_API".into(), sh.api_addr.to_string()),
         ("AWS_LAMBDA_FUNCTION_NAME".into(), f.name.clone()),
         ("AWS_LAMBDA_FUNCTION_VERSION".into(), f.version.clone()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), f.memory_mb.to_string()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+            f.memory_mb.to_string(),
+        ),
         ("AWS_REGION".into(), f.region.clone()),
         ("AWS_DEFAULT_REGION".into(), f.region.clone()),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), sh.cfg.mode.init_type().into()),
+        (
+            "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
+            sh.cfg.mode.init_type().into(),
+        ),
         ("AWS_ACCESS_KEY_ID".into(), "ASIAEMULATOREXAMPLE".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "emulator/secret/example".into()),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            "emulator/secret/example".into(),
+        ),
         ("AWS_SESSION_TOKEN".into(), "emulator-session-token".into()),
     ];
     // Pass-through useful for debugging/coverage of the process under test.
@@ -563,7 +645,11 @@ fn lambda_env(sh: &Shared) -> Vec<(String, String)> {
     v
 }
 
-fn spawn_extension(sh: &Arc<Shared>, ext_dir: &std::path::Path, spec: &ExtensionSpec) -> std::io::Result<()> {
+fn spawn_extension(
+    sh: &Arc<Shared>,
+    ext_dir: &std::path::Path,
+    spec: &ExtensionSpec,
+) -> std::io::Result<()> {
     let env = lambda_env(sh);
     match &spec.launch {
         Launch::Process { program, args } => {
@@ -642,22 +728,29 @@ fn spawn_extension(sh: &Arc<Shared>, ext_dir: &std::path::Path, spec: &Extension
             let f = f.clone();
             let sh2 = sh.clone();
             let envs = ExtEnv { vars: env };
-            std::thread::Builder::new().name(format!("ext-{}", spec.name)).spawn(move || {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(envs)));
-                let mut st = sh2.lock();
-                let p = &mut st.procs[idx];
-                if p.exited_ms.is_none() {
-                    p.exited_ms = Some(now_ms());
-                    p.exit_code = Some(if r.is_ok() { 0 } else { 101 });
-                }
-                sh2.cv.notify_all();
-            })?;
+            std::thread::Builder::new()
+                .name(format!("ext-{}", spec.name))
+                .spawn(move || {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(envs)));
+                    let mut st = sh2.lock();
+                    let p = &mut st.procs[idx];
+                    if p.exited_ms.is_none() {
+                        p.exited_ms = Some(now_ms());
+                        p.exit_code = Some(if r.is_ok() { 0 } else { 101 });
+                    }
+                    sh2.cv.notify_all();
+                })?;
         }
     }
     Ok(())
 }
 
-fn spawn_reader<R: std::io::Read + Send + 'static>(sh: Arc<Shared>, name: String, stream: Stream, r: R) {
+fn spawn_reader<R: std::io::Read + Send + 'static>(
+    sh: Arc<Shared>,
+    name: String,
+    stream: Stream,
+    r: R,
+) {
     std::thread::spawn(move || {
         let mut br = BufReader::new(r);
         let mut buf = Vec::new();
@@ -676,9 +769,21 @@ fn spawn_reader<R: std::io::Read + Send + 'static>(sh: Arc<Shared>, name: String
                 eprintln!("[{name}] {line}");
             }
             let mut st = sh.lock();
-            st.output.push(OutputLine { at_ms: t, ext: name.clone(), stream, line: line.clone() });
+            st.output.push(OutputLine {
+                at_ms: t,
+                ext: name.clone(),
+                stream,
+                line: line.clone(),
+            });
             let rec = log_record(sh.cfg.log_format, &line, t, None);
-            sh.emit(&mut st, Event { time: t, ty: "extension".into(), record: rec });
+            sh.emit(
+                &mut st,
+                Event {
+                    time: t,
+                    ty: "extension".into(),
+                    record: rec,
+                },
+            );
         }
     });
 }
@@ -809,39 +914,85 @@ fn handle(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
             | "/2020-01-01/extension/exit/error"
             | "/2022-07-01/telemetry",
         ) => answer(405, err_body("MethodNotAllowed", "method not allowed")),
-        _ => answer(404, err_body("NotFound", "no such endpoint in the emulator")),
+        _ => answer(
+            404,
+            err_body("NotFound", "no such endpoint in the emulator"),
+        ),
     }
 }
 
 /// Find the extension by `Lambda-Extension-Identifier`.
 fn ext_by_id(st: &State, req: &Request) -> Result<usize, Answer> {
     let Some(id) = req.header("Lambda-Extension-Identifier") else {
-        return Err(answer(403, err_body("Extension.MissingHeader", "Missing Lambda-Extension-Identifier header")));
+        return Err(answer(
+            403,
+            err_body(
+                "Extension.MissingHeader",
+                "Missing Lambda-Extension-Identifier header",
+            ),
+        ));
     };
     st.exts
         .iter()
         .position(|e| e.id == id.trim())
-        .ok_or_else(|| answer(403, err_body("Extension.UnknownExtensionIdentifier", "Unknown extension identifier")))
+        .ok_or_else(|| {
+            answer(
+                403,
+                err_body(
+                    "Extension.UnknownExtensionIdentifier",
+                    "Unknown extension identifier",
+                ),
+            )
+        })
 }
 
 fn h_register(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
-    let name = req.header("Lambda-Extension-Name").unwrap_or("").trim().to_string();
+    let name = req
+        .header("Lambda-Extension-Name")
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let mut st = sh.lock();
     st.wire[seq].ext = Some(name.clone()).filter(|n| !n.is_empty());
     if let Some(code) = sh.cfg.faults.register_status {
-        return answer(code, err_body("Extension.InjectedFault", "register failed (injected fault)"));
+        return answer(
+            code,
+            err_body(
+                "Extension.InjectedFault",
+                "register failed (injected fault)",
+            ),
+        );
     }
     if name.is_empty() {
-        return answer(403, err_body("Extension.InvalidExtensionName", "Empty extension name"));
+        return answer(
+            403,
+            err_body("Extension.InvalidExtensionName", "Empty extension name"),
+        );
     }
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v @ Value::Object(_)) => v,
-        _ => return answer(403, err_body("InvalidRequestFormat", "register body must be a JSON object")),
+        _ => {
+            return answer(
+                403,
+                err_body(
+                    "InvalidRequestFormat",
+                    "register body must be a JSON object",
+                ),
+            )
+        }
     };
-    if body.get("configurationKeys").and_then(|v| v.as_array()).map(|a| !a.is_empty()).unwrap_or(false) {
+    if body
+        .get("configurationKeys")
+        .and_then(|v| v.as_array())
+        .map(|a| !a.is_empty())
+        .unwrap_or(false)
+    {
         return answer(
             403,
-            err_body("InvalidRequestFormat", "configurationKeys are deprecated; use environment variables instead"),
+            err_body(
+                "InvalidRequestFormat",
+                "configurationKeys are deprecated; use environment variables instead",
+            ),
         );
     }
     let events: Vec<String> = match body.get("events") {
@@ -851,21 +1002,43 @@ fn h_register(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
             for e in a {
                 match e.as_str() {
                     Some(s) => v.push(s.to_string()),
-                    None => return answer(403, err_body("InvalidRequestFormat", "events must be strings")),
+                    None => {
+                        return answer(
+                            403,
+                            err_body("InvalidRequestFormat", "events must be strings"),
+                        )
+                    }
                 }
             }
             v
         }
-        _ => return answer(403, err_body("InvalidRequestFormat", "events must be an array")),
+        _ => {
+            return answer(
+                403,
+                err_body("InvalidRequestFormat", "events must be an array"),
+            )
+        }
     };
     if st.registration_closed {
-        return answer(403, err_body("Extension.RegistrationClosed", "Extension registration closed already"));
+        return answer(
+            403,
+            err_body(
+                "Extension.RegistrationClosed",
+                "Extension registration closed already",
+            ),
+        );
     }
     let proc_idx = st.procs.iter().position(|p| p.name == name);
     for e in &events {
         let valid = e == "INVOKE" || e == "SHUTDOWN";
         if !valid {
-            return answer(403, err_body("Extension.InvalidEventType", &format!("{e}: unknown event type")));
+            return answer(
+                403,
+                err_body(
+                    "Extension.InvalidEventType",
+                    &format!("{e}: unknown event type"),
+                ),
+            );
         }
         if sh.mi() && e == "INVOKE" {
             return answer(
@@ -891,7 +1064,10 @@ fn h_register(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
     if st.exts.iter().any(|e| e.name == name) {
         return answer(
             403,
-            err_body("Extension.InvalidExtensionState", "Extension with this name already registered"),
+            err_body(
+                "Extension.InvalidExtensionState",
+                "Extension with this name already registered",
+            ),
         );
     }
     let id = uuid();
@@ -910,9 +1086,14 @@ fn h_register(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
         last_invoke: None,
         errored: None,
     });
-    sh.emit_now(&mut st, "platform.extension", json!({"name": name, "state": "Ready", "events": events}));
+    sh.emit_now(
+        &mut st,
+        "platform.extension",
+        json!({"name": name, "state": "Ready", "events": events}),
+    );
     let f = &sh.cfg.function;
-    let mut resp = json!({"functionName": f.name, "functionVersion": f.version, "handler": f.handler});
+    let mut resp =
+        json!({"functionName": f.name, "functionVersion": f.version, "handler": f.handler});
     let wants_account = req
         .header("Lambda-Extension-Accept-Feature")
         .map(|v| v.split(',').any(|x| x.trim() == "accountId"))
@@ -941,7 +1122,10 @@ fn h_next(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
     if st.exts[i].errored.is_some() {
         return answer(
             403,
-            err_body("Extension.InvalidExtensionState", "extension reported an error and must exit"),
+            err_body(
+                "Extension.InvalidExtensionState",
+                "extension reported an error and must exit",
+            ),
         );
     }
     let t = now_ms();
@@ -987,7 +1171,10 @@ fn h_error(sh: &Arc<Shared>, req: &Request, seq: usize, init: bool) -> Answer {
     let Some(ty) = req.header("Lambda-Extension-Function-Error-Type") else {
         return answer(
             400,
-            err_body("InvalidRequestFormat", "Missing Lambda-Extension-Function-Error-Type header"),
+            err_body(
+                "InvalidRequestFormat",
+                "Missing Lambda-Extension-Function-Error-Type header",
+            ),
         );
     };
     let ty = ty.to_string();
@@ -1012,7 +1199,12 @@ fn h_subscribe(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
     }
     let v: Value = match serde_json::from_slice(&req.body) {
         Ok(v @ Value::Object(_)) => v,
-        _ => return answer(400, err_body("ValidationError", "request body is not a JSON object")),
+        _ => {
+            return answer(
+                400,
+                err_body("ValidationError", "request body is not a JSON object"),
+            )
+        }
     };
     let sub = match validate_subscription(sh, &v, &ext_name) {
         Ok(s) => s,
@@ -1021,14 +1213,23 @@ fn h_subscribe(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
     if !st.window_open {
         return answer(
             403,
-            err_body("Telemetry.SubscriptionClosed", "Telemetry API is no longer accepting subscriptions"),
+            err_body(
+                "Telemetry.SubscriptionClosed",
+                "Telemetry API is no longer accepting subscriptions",
+            ),
         );
     }
     // A new subscription by the same extension replaces the old one.
     for s in st.subs.iter_mut().filter(|s| s.info.ext == ext_name) {
         s.closed = true;
     }
-    let mut s = Sub { info: sub.clone(), queue: VecDeque::new(), queued_bytes: 0, flush_now: false, closed: false };
+    let mut s = Sub {
+        info: sub.clone(),
+        queue: VecDeque::new(),
+        queued_bytes: 0,
+        flush_now: false,
+        closed: false,
+    };
     let now = now_ms();
     for ev in st.replay.clone() {
         if type_selected(&sub.types, &ev.ty) {
@@ -1051,11 +1252,18 @@ fn h_subscribe(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
     if let Some(h) = h {
         sh.threads.lock().unwrap().push(h);
     }
-    Some((200, vec![("Content-Type".into(), "text/plain".into())], b"OK".to_vec()))
+    Some((
+        200,
+        vec![("Content-Type".into(), "text/plain".into())],
+        b"OK".to_vec(),
+    ))
 }
 
 fn validate_subscription(sh: &Shared, v: &Value, ext: &str) -> Result<Subscription, String> {
-    let schema = v["schemaVersion"].as_str().ok_or("schemaVersion is required")?.to_string();
+    let schema = v["schemaVersion"]
+        .as_str()
+        .ok_or("schemaVersion is required")?
+        .to_string();
     if !SCHEMAS.contains(&schema.as_str()) {
         return Err(format!("unsupported schemaVersion {schema:?}"));
     }
@@ -1065,11 +1273,16 @@ fn validate_subscription(sh: &Shared, v: &Value, ext: &str) -> Result<Subscripti
         ));
     }
     let dest = &v["destination"];
-    let proto = dest["protocol"].as_str().ok_or("destination.protocol is required")?;
+    let proto = dest["protocol"]
+        .as_str()
+        .ok_or("destination.protocol is required")?;
     if proto != "HTTP" {
         return Err(format!("destination.protocol must be HTTP, got {proto:?}"));
     }
-    let uri = dest["URI"].as_str().ok_or("destination.URI is required")?.to_string();
+    let uri = dest["URI"]
+        .as_str()
+        .ok_or("destination.URI is required")?
+        .to_string();
     let (addr, path) = resolve_uri(&uri)?;
     let types: Vec<String> = match &v["types"] {
         Value::Array(a) if !a.is_empty() => {
@@ -1091,9 +1304,13 @@ fn validate_subscription(sh: &Shared, v: &Value, ext: &str) -> Result<Subscripti
         match &b[k] {
             Value::Null => Ok(def),
             x => {
-                let n = x.as_u64().ok_or(format!("buffering.{k} must be a non-negative integer"))?;
+                let n = x
+                    .as_u64()
+                    .ok_or(format!("buffering.{k} must be a non-negative integer"))?;
                 if n < lo || n > hi {
-                    Err(format!("buffering.{k} must be between {lo} and {hi}, got {n}"))
+                    Err(format!(
+                        "buffering.{k} must be between {lo} and {hi}, got {n}"
+                    ))
                 } else {
                     Ok(n)
                 }
@@ -1120,25 +1337,41 @@ fn validate_subscription(sh: &Shared, v: &Value, ext: &str) -> Result<Subscripti
 /// Parse `http://host:port/path`, mapping `sandbox.localdomain` (and
 /// `sandbox`, `localhost`) to 127.0.0.1.
 pub(crate) fn resolve_uri(uri: &str) -> Result<(SocketAddr, String), String> {
-    let rest = uri.strip_prefix("http://").ok_or(format!("destination.URI must start with http://: {uri:?}"))?;
+    let rest = uri
+        .strip_prefix("http://")
+        .ok_or(format!("destination.URI must start with http://: {uri:?}"))?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].to_string()),
         None => (rest, "/".to_string()),
     };
     let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("bad port in {uri:?}"))?),
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("bad port in {uri:?}"))?,
+        ),
         None => (hostport, 80),
     };
     let host = match host {
         "sandbox.localdomain" | "sandbox" | "localhost" => "127.0.0.1",
         h => h,
     };
-    let ip: std::net::IpAddr = host.parse().map_err(|_| format!("destination host {host:?} is not reachable from the platform (use sandbox.localdomain)"))?;
+    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+        format!("destination host {host:?} is not reachable from the platform (use sandbox.localdomain)")
+    })?;
     if !ip.is_loopback() && !ip.is_unspecified() {
         return Err(format!("destination {ip} is not inside the sandbox"));
     }
-    let ip = if ip.is_unspecified() { "127.0.0.1".parse().unwrap() } else { ip };
-    let addr = (ip, port).to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
+    let ip = if ip.is_unspecified() {
+        "127.0.0.1".parse().unwrap()
+    } else {
+        ip
+    };
+    let addr = (ip, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
     Ok((addr, path))
 }
 
@@ -1152,7 +1385,11 @@ fn init_thread(sh: Arc<Shared>) {
         if st.init_error.is_some() {
             return finish_init(&sh, st, None);
         }
-        if let Some(p) = st.procs.iter().find(|p| p.registered_ms.is_none() && !p.alive()) {
+        if let Some(p) = st
+            .procs
+            .iter()
+            .find(|p| p.registered_ms.is_none() && !p.alive())
+        {
             let _ = p;
             return finish_init(&sh, st, Some(("error", "Extension.Crash")));
         }
@@ -1184,7 +1421,10 @@ fn init_thread(sh: Arc<Shared>) {
         if st.init_error.is_some() {
             return finish_init(&sh, st, None);
         }
-        let crashed = st.exts.iter().any(|e| e.proc_idx.map(|p| !st.procs[p].alive()).unwrap_or(false));
+        let crashed = st
+            .exts
+            .iter()
+            .any(|e| e.proc_idx.map(|p| !st.procs[p].alive()).unwrap_or(false));
         if crashed {
             return finish_init(&sh, st, Some(("error", "Extension.Crash")));
         }
@@ -1261,7 +1501,11 @@ fn ext_idle(st: &State, e: &Ext) -> bool {
 }
 
 fn tracing_value(rid: &str) -> Value {
-    let root = format!("1-{:08x}-{}", (to_unix_ms(now_ms()) / 1000.0) as u64, &rid.replace('-', "")[..24]);
+    let root = format!(
+        "1-{:08x}-{}",
+        (to_unix_ms(now_ms()) / 1000.0) as u64,
+        &rid.replace('-', "")[..24]
+    );
     json!({"type": "X-Amzn-Trace-Id", "value": format!("Root={root};Parent={:016x};Sampled=0", crate::util::rand_u64())})
 }
 
@@ -1269,14 +1513,30 @@ fn status_of(inv: &Invocation) -> (&'static str, Option<String>) {
     match inv.status {
         InvokeStatus::Success => ("success", inv.error_type.clone()),
         InvokeStatus::Error => ("error", inv.error_type.clone()),
-        InvokeStatus::Timeout => ("timeout", Some(inv.error_type.clone().unwrap_or("Sandbox.Timeout".into()))),
-        InvokeStatus::OutOfMemory => ("error", Some(inv.error_type.clone().unwrap_or("Runtime.OutOfMemory".into()))),
+        InvokeStatus::Timeout => (
+            "timeout",
+            Some(inv.error_type.clone().unwrap_or("Sandbox.Timeout".into())),
+        ),
+        InvokeStatus::OutOfMemory => (
+            "error",
+            Some(
+                inv.error_type
+                    .clone()
+                    .unwrap_or("Runtime.OutOfMemory".into()),
+            ),
+        ),
     }
 }
 
 /// Emit platform.start, the function's lines spread over the duration, and
 /// runtimeDone. Returns (start, runtime_done, status, errorType).
-fn run_function(sh: &Arc<Shared>, inv: &Invocation, rid: &str, start: f64, tracing: &Option<Value>) -> f64 {
+fn run_function(
+    sh: &Arc<Shared>,
+    inv: &Invocation,
+    rid: &str,
+    start: f64,
+    tracing: &Option<Value>,
+) -> f64 {
     {
         let mut st = sh.lock();
         let mut rec = json!({"requestId": rid, "version": sh.cfg.function.version});
@@ -1285,7 +1545,14 @@ fn run_function(sh: &Arc<Shared>, inv: &Invocation, rid: &str, start: f64, traci
             t["spanId"] = json!(format!("{:016x}", crate::util::rand_u64()));
             rec["tracing"] = t;
         }
-        sh.emit(&mut st, Event { time: start, ty: "platform.start".into(), record: rec });
+        sh.emit(
+            &mut st,
+            Event {
+                time: start,
+                ty: "platform.start".into(),
+                record: rec,
+            },
+        );
     }
     let n = inv.log_lines.len();
     for (k, line) in inv.log_lines.iter().enumerate() {
@@ -1293,7 +1560,14 @@ fn run_function(sh: &Arc<Shared>, inv: &Invocation, rid: &str, start: f64, traci
         let t = now_ms();
         let mut st = sh.lock();
         let rec = log_record(sh.cfg.log_format, line, t, Some(rid));
-        sh.emit(&mut st, Event { time: t, ty: "function".into(), record: rec });
+        sh.emit(
+            &mut st,
+            Event {
+                time: t,
+                ty: "function".into(),
+                record: rec,
+            },
+        );
     }
     sleep_until(start + inv.duration_ms as f64);
     let done = now_ms();
@@ -1313,7 +1587,14 @@ fn run_function(sh: &Arc<Shared>, inv: &Invocation, rid: &str, start: f64, traci
         rec["errorType"] = json!(e);
     }
     let mut st = sh.lock();
-    sh.emit(&mut st, Event { time: done, ty: "platform.runtimeDone".into(), record: rec });
+    sh.emit(
+        &mut st,
+        Event {
+            time: done,
+            ty: "platform.runtimeDone".into(),
+            record: rec,
+        },
+    );
     // runtimeDone is pushed to subscribers promptly, so the extension sees it
     // before it decides to call next.
     sh.flush_all_now(&mut st);
@@ -1322,8 +1603,15 @@ fn run_function(sh: &Arc<Shared>, inv: &Invocation, rid: &str, start: f64, traci
 
 fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     let rid = uuid();
-    let mut out = InvokeOutcome { request_id: rid.clone(), ..Default::default() };
-    let tracing = if inv.tracing { Some(tracing_value(&rid)) } else { None };
+    let mut out = InvokeOutcome {
+        request_id: rid.clone(),
+        ..Default::default()
+    };
+    let tracing = if inv.tracing {
+        Some(tracing_value(&rid))
+    } else {
+        None
+    };
     let deadline;
     {
         let mut st = sh.lock();
@@ -1401,7 +1689,11 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
                 break;
             }
             if now_ms() >= deadline {
-                out.extension_errors.extend(pending.iter().map(|n| format!("{n}: did not call next before the deadline")));
+                out.extension_errors.extend(
+                    pending
+                        .iter()
+                        .map(|n| format!("{n}: did not call next before the deadline")),
+                );
                 out.needs_reset = true;
                 end = now_ms();
                 break;
@@ -1410,7 +1702,8 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
         }
         for e in st.exts.iter().filter(|e| e.wants("INVOKE")) {
             if e.proc_idx.map(|p| !st.procs[p].alive()).unwrap_or(false) {
-                out.extension_errors.push(format!("{}: exited during the invocation", e.name));
+                out.extension_errors
+                    .push(format!("{}: exited during the invocation", e.name));
                 out.needs_reset = true;
             }
         }
@@ -1422,7 +1715,13 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     out.report_duration_ms = dur;
     out.billed_duration_ms = dur.ceil().max(1.0) as u64;
     let mem = sh.cfg.function.memory_mb;
-    let used = inv.max_memory_used_mb.unwrap_or(if inv.status == InvokeStatus::OutOfMemory { mem } else { 64.min(mem) });
+    let used = inv
+        .max_memory_used_mb
+        .unwrap_or(if inv.status == InvokeStatus::OutOfMemory {
+            mem
+        } else {
+            64.min(mem)
+        });
     let mut metrics = json!({
         "durationMs": dur,
         "billedDurationMs": out.billed_duration_ms,
@@ -1449,7 +1748,14 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     if !out.needs_reset {
         sh.freeze(&mut st, end);
     }
-    sh.emit(&mut st, Event { time: end, ty: "platform.report".into(), record: rec });
+    sh.emit(
+        &mut st,
+        Event {
+            time: end,
+            ty: "platform.report".into(),
+            record: rec,
+        },
+    );
     if out.needs_reset {
         st.needs_reset = true;
     }
@@ -1460,8 +1766,15 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
 
 fn invoke_managed(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     let rid = uuid();
-    let mut out = InvokeOutcome { request_id: rid.clone(), ..Default::default() };
-    let tracing = if inv.tracing { Some(tracing_value(&rid)) } else { None };
+    let mut out = InvokeOutcome {
+        request_id: rid.clone(),
+        ..Default::default()
+    };
+    let tracing = if inv.tracing {
+        Some(tracing_value(&rid))
+    } else {
+        None
+    };
     let start = now_ms();
     out.started_ms = start;
     let done = run_function(sh, &inv, &rid, start, &tracing);
@@ -1478,7 +1791,14 @@ fn invoke_managed(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     }
     let mut st = sh.lock();
     st.invocations += 1;
-    sh.emit(&mut st, Event { time: done, ty: "platform.report".into(), record: rec });
+    sh.emit(
+        &mut st,
+        Event {
+            time: done,
+            ty: "platform.report".into(),
+            record: rec,
+        },
+    );
     out
 }
 
@@ -1503,8 +1823,12 @@ fn do_shutdown(sh: &Arc<Shared>, reason: &str) -> ShutdownOutcome {
     sh.flush_all_now(&mut st);
     // Wait for the extensions that registered SHUTDOWN to exit (others are
     // killed once those are gone).
-    let shutdown_procs: Vec<usize> =
-        st.exts.iter().filter(|e| e.wants("SHUTDOWN")).filter_map(|e| e.proc_idx).collect();
+    let shutdown_procs: Vec<usize> = st
+        .exts
+        .iter()
+        .filter(|e| e.wants("SHUTDOWN"))
+        .filter_map(|e| e.proc_idx)
+        .collect();
     while shutdown_procs.iter().any(|&p| st.procs[p].alive()) && now_ms() < deadline {
         st = sh.wait_until(st, deadline);
     }
@@ -1513,7 +1837,12 @@ fn do_shutdown(sh: &Arc<Shared>, reason: &str) -> ShutdownOutcome {
     // Reap (the watcher threads record exit status).
     let until = now_ms() + 2000.0;
     let mut st = sh.lock();
-    while st.procs.iter().any(|p| !p.is_thread && p.exited_ms.is_none()) && now_ms() < until {
+    while st
+        .procs
+        .iter()
+        .any(|p| !p.is_thread && p.exited_ms.is_none())
+        && now_ms() < until
+    {
         st = sh.wait_until(st, until);
     }
     let last_exit = st
@@ -1521,7 +1850,12 @@ fn do_shutdown(sh: &Arc<Shared>, reason: &str) -> ShutdownOutcome {
         .iter()
         .map(|p| p.exited_ms.unwrap_or(now_ms()))
         .fold(started, f64::max);
-    let undelivered = st.subs.iter().filter(|s| !s.closed).map(|s| s.queue.len()).sum();
+    let undelivered = st
+        .subs
+        .iter()
+        .filter(|s| !s.closed)
+        .map(|s| s.queue.len())
+        .sum();
     let out = ShutdownOutcome {
         reason: reason.into(),
         started_ms: started,
@@ -1542,7 +1876,12 @@ fn do_shutdown(sh: &Arc<Shared>, reason: &str) -> ShutdownOutcome {
 fn kill_alive(sh: &Arc<Shared>) -> bool {
     let alive: Vec<usize> = {
         let st = sh.lock();
-        st.procs.iter().enumerate().filter(|(_, p)| p.alive()).map(|(i, _)| i).collect()
+        st.procs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.alive())
+            .map(|(i, _)| i)
+            .collect()
     };
     if alive.is_empty() {
         return false;
@@ -1628,7 +1967,9 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
             let mut batch = vec![];
             let mut bytes = 0;
             while let Some((_, _, size)) = s.queue.front() {
-                if batch.len() >= s.info.max_items || (bytes >= s.info.max_bytes && !batch.is_empty()) {
+                if batch.len() >= s.info.max_items
+                    || (bytes >= s.info.max_bytes && !batch.is_empty())
+                {
                     break;
                 }
                 bytes += *size;
@@ -1665,7 +2006,11 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
                 }
             };
             let started = now_ms();
-            let res = if fault { post_truncated(&info, &body) } else { post(&sh, &mut conn, &info, &body) };
+            let res = if fault {
+                post_truncated(&info, &body)
+            } else {
+                post(&sh, &mut conn, &info, &body)
+            };
             let finished = now_ms();
             let (status, error) = match res {
                 Ok(s) => (Some(s), None),
@@ -1694,7 +2039,9 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
             }
             conn = None;
             if !last {
-                std::thread::sleep(Duration::from_millis(sh.cfg.delivery_backoff_ms << (attempt - 1)));
+                std::thread::sleep(Duration::from_millis(
+                    sh.cfg.delivery_backoff_ms << (attempt - 1),
+                ));
             }
         }
         if !delivered {
@@ -1716,15 +2063,25 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
 }
 
 /// POST a batch, reusing the keep-alive connection when possible.
-fn post(sh: &Shared, conn: &mut Option<ClientConn>, info: &Subscription, body: &[u8]) -> Result<u16, String> {
+fn post(
+    sh: &Shared,
+    conn: &mut Option<ClientConn>,
+    info: &Subscription,
+    body: &[u8],
+) -> Result<u16, String> {
     let timeout = Duration::from_millis(sh.cfg.delivery_timeout_ms);
     let host = format!("sandbox.localdomain:{}", info.addr.port());
-    let headers = [("Content-Type", "application/json"), ("User-Agent", "lambda-emulator")];
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("User-Agent", "lambda-emulator"),
+    ];
     for fresh_try in 0..2 {
         let reused = conn.is_some();
         if conn.is_none() {
-            let c = ClientConn::connect(info.addr, Duration::from_millis(500)).map_err(|e| format!("connect: {e}"))?;
-            c.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+            let c = ClientConn::connect(info.addr, Duration::from_millis(500))
+                .map_err(|e| format!("connect: {e}"))?;
+            c.set_read_timeout(Some(timeout))
+                .map_err(|e| e.to_string())?;
             *conn = Some(c);
         }
         let c = conn.as_mut().unwrap();
@@ -1758,7 +2115,8 @@ fn post(sh: &Shared, conn: &mut Option<ClientConn>, info: &Subscription, body: &
 
 /// Fault: send the headers and half the body, then close.
 fn post_truncated(info: &Subscription, body: &[u8]) -> Result<u16, String> {
-    let mut s = TcpStream::connect_timeout(&info.addr, Duration::from_millis(500)).map_err(|e| format!("connect: {e}"))?;
+    let mut s = TcpStream::connect_timeout(&info.addr, Duration::from_millis(500))
+        .map_err(|e| format!("connect: {e}"))?;
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: sandbox.localdomain:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         info.path,

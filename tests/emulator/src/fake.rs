@@ -18,14 +18,35 @@ pub fn api_addr(api: &str) -> io::Result<SocketAddr> {
 }
 
 /// Raw one-shot call to the Runtime API (own connection, closed afterwards).
-pub fn call(api: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
-    http::request(api_addr(api)?, method, path, headers, body, Some(Duration::from_secs(30)))
+pub fn call(
+    api: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    http::request(
+        api_addr(api)?,
+        method,
+        path,
+        headers,
+        body,
+        Some(Duration::from_secs(30)),
+    )
 }
 
 /// POST register with full control. Returns the raw response.
-pub fn register_raw(api: &str, name: &str, events: &[&str], account_feature: bool) -> io::Result<Response> {
+pub fn register_raw(
+    api: &str,
+    name: &str,
+    events: &[&str],
+    account_feature: bool,
+) -> io::Result<Response> {
     let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-    let mut hs = vec![("Lambda-Extension-Name", name), ("Content-Type", "application/json")];
+    let mut hs = vec![
+        ("Lambda-Extension-Name", name),
+        ("Content-Type", "application/json"),
+    ];
     if account_feature {
         hs.push(("Lambda-Extension-Accept-Feature", "accountId"));
     }
@@ -46,23 +67,42 @@ impl ExtClient {
     pub fn register(api: &str, name: &str, events: &[&str]) -> io::Result<ExtClient> {
         let r = register_raw(api, name, events, true)?;
         if r.status != 200 {
-            return Err(io::Error::other(format!("register: {} {}", r.status, r.text())));
+            return Err(io::Error::other(format!(
+                "register: {} {}",
+                r.status,
+                r.text()
+            )));
         }
         let id = r
             .header("Lambda-Extension-Identifier")
             .ok_or_else(|| io::Error::other("no Lambda-Extension-Identifier"))?
             .to_string();
-        Ok(ExtClient { api: api.into(), id, name: name.into(), register_response: r, next_conn: None })
+        Ok(ExtClient {
+            api: api.into(),
+            id,
+            name: name.into(),
+            register_response: r,
+            next_conn: None,
+        })
     }
 
     /// `GET event/next` on a kept-alive connection, no client timeout.
     pub fn next_raw(&mut self) -> io::Result<Response> {
         if self.next_conn.is_none() {
-            self.next_conn = Some(ClientConn::connect(api_addr(&self.api)?, Duration::from_secs(5))?);
+            self.next_conn = Some(ClientConn::connect(
+                api_addr(&self.api)?,
+                Duration::from_secs(5),
+            )?);
         }
         let c = self.next_conn.as_mut().unwrap();
         let host = self.api.clone();
-        let r = c.request("GET", "/2020-01-01/extension/event/next", &host, &[("Lambda-Extension-Identifier", &self.id)], b"");
+        let r = c.request(
+            "GET",
+            "/2020-01-01/extension/event/next",
+            &host,
+            &[("Lambda-Extension-Identifier", &self.id)],
+            b"",
+        );
         if r.is_err() {
             self.next_conn = None;
         }
@@ -70,6 +110,7 @@ impl ExtClient {
     }
 
     /// Next event as JSON; error unless 200.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> io::Result<Value> {
         let r = self.next_raw()?;
         if r.status != 200 {
@@ -85,27 +126,47 @@ impl ExtClient {
             &self.api,
             "PUT",
             "/2022-07-01/telemetry",
-            &[("Content-Type", "application/json"), ("Lambda-Extension-Identifier", &self.id)],
+            &[
+                ("Content-Type", "application/json"),
+                ("Lambda-Extension-Identifier", &self.id),
+            ],
             &b,
         )
     }
 
     /// `POST init/error` (`init = true`) or `exit/error`.
     pub fn report_error(&self, init: bool, error_type: &str) -> io::Result<Response> {
-        let path = if init { "/2020-01-01/extension/init/error" } else { "/2020-01-01/extension/exit/error" };
-        let body = serde_json::to_vec(&json!({"errorMessage": "fake failure", "errorType": error_type, "stackTrace": []})).unwrap();
+        let path = if init {
+            "/2020-01-01/extension/init/error"
+        } else {
+            "/2020-01-01/extension/exit/error"
+        };
+        let body = serde_json::to_vec(
+            &json!({"errorMessage": "fake failure", "errorType": error_type, "stackTrace": []}),
+        )
+        .unwrap();
         call(
             &self.api,
             "POST",
             path,
-            &[("Lambda-Extension-Identifier", &self.id), ("Lambda-Extension-Function-Error-Type", error_type)],
+            &[
+                ("Lambda-Extension-Identifier", &self.id),
+                ("Lambda-Extension-Function-Error-Type", error_type),
+            ],
             &body,
         )
     }
 }
 
 /// A subscription request body.
-pub fn subscription_body(uri: &str, schema: &str, types: &[&str], max_items: u64, max_bytes: u64, timeout_ms: u64) -> Value {
+pub fn subscription_body(
+    uri: &str,
+    schema: &str,
+    types: &[&str],
+    max_items: u64,
+    max_bytes: u64,
+    timeout_ms: u64,
+) -> Value {
     json!({
         "schemaVersion": schema,
         "destination": {"protocol": "HTTP", "URI": uri},
@@ -134,7 +195,13 @@ impl TelemetryListener {
     pub fn start() -> TelemetryListener {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind listener");
         let addr = l.local_addr().unwrap();
-        let inner = Arc::new((Mutex::new(ListenerState { status: 200, ..Default::default() }), Condvar::new()));
+        let inner = Arc::new((
+            Mutex::new(ListenerState {
+                status: 200,
+                ..Default::default()
+            }),
+            Condvar::new(),
+        ));
         let inner2 = inner.clone();
         std::thread::spawn(move || {
             for s in l.incoming() {
@@ -166,11 +233,17 @@ impl TelemetryListener {
     }
     /// Every record received, flattened.
     pub fn records(&self) -> Vec<Value> {
-        self.batches().into_iter().flat_map(|(_, b)| b.as_array().cloned().unwrap_or_default()).collect()
+        self.batches()
+            .into_iter()
+            .flat_map(|(_, b)| b.as_array().cloned().unwrap_or_default())
+            .collect()
     }
     /// Record types received, in order.
     pub fn types(&self) -> Vec<String> {
-        self.records().iter().map(|r| r["type"].as_str().unwrap_or("").to_string()).collect()
+        self.records()
+            .iter()
+            .map(|r| r["type"].as_str().unwrap_or("").to_string())
+            .collect()
     }
     /// Wait until a record satisfying `pred` arrived.
     pub fn wait_record(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
@@ -178,20 +251,36 @@ impl TelemetryListener {
         let (m, cv) = &*self.inner;
         let mut st = m.lock().unwrap();
         loop {
-            if let Some(r) = st.batches.iter().flat_map(|(_, b)| b.as_array().cloned().unwrap_or_default()).find(|r| pred(r)) {
+            if let Some(r) = st
+                .batches
+                .iter()
+                .flat_map(|(_, b)| b.as_array().cloned().unwrap_or_default())
+                .find(|r| pred(r))
+            {
                 return Some(r);
             }
             let left = until - now_ms();
             if left <= 0.0 {
                 return None;
             }
-            st = cv.wait_timeout(st, Duration::from_secs_f64(left.min(50.0) / 1000.0)).unwrap().0;
+            st = cv
+                .wait_timeout(st, Duration::from_secs_f64(left.min(50.0) / 1000.0))
+                .unwrap()
+                .0;
         }
     }
     /// Wait for a record of type `ty` (and optional requestId).
-    pub fn wait_type(&self, ty: &str, request_id: Option<&str>, timeout: Duration) -> Option<Value> {
+    pub fn wait_type(
+        &self,
+        ty: &str,
+        request_id: Option<&str>,
+        timeout: Duration,
+    ) -> Option<Value> {
         self.wait_record(timeout, |r| {
-            r["type"] == ty && request_id.map(|id| r["record"]["requestId"] == id).unwrap_or(true)
+            r["type"] == ty
+                && request_id
+                    .map(|id| r["record"]["requestId"] == id)
+                    .unwrap_or(true)
         })
     }
 }
@@ -244,10 +333,21 @@ pub fn simple_extension(
     mut on_event: impl FnMut(&Value),
 ) -> io::Result<ExtClient> {
     let mut c = ExtClient::register(api, name, &["INVOKE", "SHUTDOWN"])?;
-    let body = subscription_body(&listener.uri(), schema, &["platform", "function", "extension"], 1000, 262_144, 25);
+    let body = subscription_body(
+        &listener.uri(),
+        schema,
+        &["platform", "function", "extension"],
+        1000,
+        262_144,
+        25,
+    );
     let r = c.subscribe(&body)?;
     if r.status != 200 {
-        return Err(io::Error::other(format!("subscribe: {} {}", r.status, r.text())));
+        return Err(io::Error::other(format!(
+            "subscribe: {} {}",
+            r.status,
+            r.text()
+        )));
     }
     let mut last_rid: Option<String> = None;
     loop {

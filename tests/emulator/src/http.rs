@@ -43,7 +43,10 @@ fn read_line_crlf<R: BufRead>(r: &mut R, limit: usize) -> io::Result<Option<Stri
         return Ok(None);
     }
     if !buf.ends_with(b"\n") {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long or truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "line too long or truncated",
+        ));
     }
     while buf.ends_with(b"\n") || buf.ends_with(b"\r") {
         buf.pop();
@@ -60,7 +63,10 @@ fn read_headers<R: BufRead>(r: &mut R) -> io::Result<Vec<(String, String)>> {
             return Ok(headers);
         }
         if headers.len() > 200 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "too many headers"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "too many headers",
+            ));
         }
         let (k, v) = line
             .split_once(':')
@@ -69,7 +75,11 @@ fn read_headers<R: BufRead>(r: &mut R) -> io::Result<Vec<(String, String)>> {
     }
 }
 
-fn read_body<R: BufRead>(r: &mut R, headers: &[(String, String)], until_eof: bool) -> io::Result<Vec<u8>> {
+fn read_body<R: BufRead>(
+    r: &mut R,
+    headers: &[(String, String)],
+    until_eof: bool,
+) -> io::Result<Vec<u8>> {
     let chunked = header(headers, "transfer-encoding")
         .map(|v| v.to_ascii_lowercase().contains("chunked"))
         .unwrap_or(false);
@@ -131,11 +141,19 @@ pub fn read_request<R: BufRead>(r: &mut R) -> io::Result<Option<Request>> {
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
     if method.is_empty() || path.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad request line"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad request line",
+        ));
     }
     let headers = read_headers(r)?;
     let body = read_body(r, &headers, false)?;
-    Ok(Some(Request { method, path, headers, body }))
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
 }
 
 /// Standard reason phrase for the status codes we use.
@@ -215,18 +233,32 @@ impl Response {
 
 /// Read a response from a stream.
 pub fn read_response<R: BufRead>(r: &mut R) -> io::Result<Response> {
-    let line = read_line_crlf(r, 64 * 1024)?
-        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before response"))?;
+    let line = read_line_crlf(r, 64 * 1024)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before response",
+        )
+    })?;
     let mut parts = line.split_whitespace();
     let _version = parts.next();
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad status line: {line:?}")))?;
+    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad status line: {line:?}"),
+        )
+    })?;
     let headers = read_headers(r)?;
     let no_body = status == 204 || status == 304 || (100..200).contains(&status);
-    let body = if no_body { Vec::new() } else { read_body(r, &headers, true)? };
-    Ok(Response { status, headers, body })
+    let body = if no_body {
+        Vec::new()
+    } else {
+        read_body(r, &headers, true)?
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A keep-alive HTTP/1.1 client connection (one request at a time).
@@ -238,7 +270,9 @@ impl ClientConn {
     pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<ClientConn> {
         let s = TcpStream::connect_timeout(&addr, timeout)?;
         s.set_nodelay(true)?;
-        Ok(ClientConn { reader: BufReader::new(s) })
+        Ok(ClientConn {
+            reader: BufReader::new(s),
+        })
     }
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         self.reader.get_ref().set_read_timeout(t)

@@ -80,7 +80,13 @@ impl FakeIntake {
     pub fn start() -> FakeIntake {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind fake intake");
         let addr = l.local_addr().unwrap();
-        let inner = Arc::new((Mutex::new(IntakeState { mode: IntakeMode::Accept, requests: vec![] }), Condvar::new()));
+        let inner = Arc::new((
+            Mutex::new(IntakeState {
+                mode: IntakeMode::Accept,
+                requests: vec![],
+            }),
+            Condvar::new(),
+        ));
         let conns = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (i2, c2, s2) = (inner.clone(), conns.clone(), stop.clone());
@@ -99,7 +105,12 @@ impl FakeIntake {
                 }
             })
             .unwrap();
-        FakeIntake { addr, inner, conns, stop }
+        FakeIntake {
+            addr,
+            inner,
+            conns,
+            stop,
+        }
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash).
@@ -126,7 +137,10 @@ impl FakeIntake {
 
     /// Requests whose path (without query) starts with `prefix`.
     pub fn requests_to(&self, prefix: &str) -> Vec<IntakeRequest> {
-        self.requests().into_iter().filter(|r| r.path_only().starts_with(prefix)).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path_only().starts_with(prefix))
+            .collect()
     }
 
     /// Number of TCP connections accepted so far (keep-alive checks).
@@ -151,7 +165,10 @@ impl FakeIntake {
             if left <= 0.0 {
                 return false;
             }
-            st = cv.wait_timeout(st, Duration::from_secs_f64(left.min(50.0) / 1000.0)).unwrap().0;
+            st = cv
+                .wait_timeout(st, Duration::from_secs_f64(left.min(50.0) / 1000.0))
+                .unwrap()
+                .0;
         }
     }
 
@@ -170,7 +187,9 @@ impl Drop for FakeIntake {
 
 /// Undo Content-Encoding.
 pub fn decode_body(encoding: Option<&str>, raw: &[u8]) -> Result<Vec<u8>, String> {
-    let enc = encoding.map(|e| e.trim().to_ascii_lowercase()).unwrap_or_default();
+    let enc = encoding
+        .map(|e| e.trim().to_ascii_lowercase())
+        .unwrap_or_default();
     let mut out = Vec::new();
     match enc.as_str() {
         "" | "identity" => Ok(raw.to_vec()),
@@ -180,7 +199,10 @@ pub fn decode_body(encoding: Option<&str>, raw: &[u8]) -> Result<Vec<u8>, String
             .map_err(|e| format!("gzip: {e}")),
         "deflate" => {
             // HTTP "deflate" is zlib; some clients send raw deflate.
-            if flate2::read::ZlibDecoder::new(raw).read_to_end(&mut out).is_ok() {
+            if flate2::read::ZlibDecoder::new(raw)
+                .read_to_end(&mut out)
+                .is_ok()
+            {
                 Ok(out)
             } else {
                 let mut out = Vec::new();
@@ -190,7 +212,9 @@ pub fn decode_body(encoding: Option<&str>, raw: &[u8]) -> Result<Vec<u8>, String
                     .map_err(|e| format!("deflate: {e}"))
             }
         }
-        other => Err(format!("unsupported content-encoding {other:?} (raw body kept)")),
+        other => Err(format!(
+            "unsupported content-encoding {other:?} (raw body kept)"
+        )),
     }
 }
 
@@ -214,7 +238,8 @@ fn serve(s: TcpStream, conn: u64, inner: Arc<(Mutex<IntakeState>, Condvar)>) {
             Ok(Some(q)) => q,
             Ok(None) => return,
             Err(_) => {
-                let _ = http::write_response(&mut w, 400, &[], br#"{"errors":["Bad Request"]}"#, true);
+                let _ =
+                    http::write_response(&mut w, 400, &[], br#"{"errors":["Bad Request"]}"#, true);
                 return;
             }
         };
@@ -256,11 +281,25 @@ fn serve(s: TcpStream, conn: u64, inner: Arc<(Mutex<IntakeState>, Condvar)>) {
             IntakeMode::Status(s) => (s, error_body(s).to_vec()),
             IntakeMode::Slow { delay_ms, status } => {
                 std::thread::sleep(Duration::from_millis(delay_ms));
-                (status, if status < 300 { b"{}".to_vec() } else { error_body(status).to_vec() })
+                (
+                    status,
+                    if status < 300 {
+                        b"{}".to_vec()
+                    } else {
+                        error_body(status).to_vec()
+                    },
+                )
             }
         };
         let close = req.wants_close();
-        let ok = http::write_response(&mut w, status, &[("Content-Type".into(), "application/json".into())], &body, close).is_ok();
+        let ok = http::write_response(
+            &mut w,
+            status,
+            &[("Content-Type".into(), "application/json".into())],
+            &body,
+            close,
+        )
+        .is_ok();
         {
             let mut st = inner.0.lock().unwrap();
             if let Some(r) = st.requests.get_mut(idx) {

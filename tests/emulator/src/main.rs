@@ -33,14 +33,24 @@ fn size(n: usize) -> String {
 fn summarize_types(records: &[Value]) -> String {
     let mut out: Vec<(String, usize)> = vec![];
     for r in records {
-        let t = r["type"].as_str().unwrap_or("?").trim_start_matches("platform.").to_string();
+        let t = r["type"]
+            .as_str()
+            .unwrap_or("?")
+            .trim_start_matches("platform.")
+            .to_string();
         match out.last_mut() {
             Some((l, n)) if *l == t => *n += 1,
             _ => out.push((t, 1)),
         }
     }
     out.iter()
-        .map(|(t, n)| if *n > 1 { format!("{t}×{n}") } else { t.clone() })
+        .map(|(t, n)| {
+            if *n > 1 {
+                format!("{t}×{n}")
+            } else {
+                t.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -74,7 +84,11 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
     let intake = FakeIntake::start();
     let mut cfg = Config::with_extension(path);
     let name = cfg.extensions[0].name.clone();
-    cfg.mode = if mi { Mode::ManagedInstances } else { Mode::OnDemand };
+    cfg.mode = if mi {
+        Mode::ManagedInstances
+    } else {
+        Mode::OnDemand
+    };
     cfg.function.name = "demo-fn".into();
     cfg.function.memory_mb = 256;
     cfg.runtime_init_ms = 25;
@@ -111,7 +125,10 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
             .log("processing order 2")
             .log("ERROR payment service said: boom")
             .status(InvokeStatus::Error),
-        Invocation::new(120).log("processing order 3").log("order 3 done").memory_used(97),
+        Invocation::new(120)
+            .log("processing order 3")
+            .log("order 3 done")
+            .memory_used(97),
     ];
     let mut outs = vec![];
     if init.ok {
@@ -135,10 +152,16 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
     }
     let mut first_next_seen = false;
     for w in emu.wire() {
-        let st = w.status.map(|s| s.to_string()).unwrap_or_else(|| "—".into());
+        let st = w
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "—".into());
         let who = w.ext.clone().unwrap_or_default();
         if w.path.ends_with("/extension/register") {
-            let evs = w.body_json().map(|b| b["events"].to_string()).unwrap_or_default();
+            let evs = w
+                .body_json()
+                .map(|b| b["events"].to_string())
+                .unwrap_or_default();
             let reg = init
                 .processes
                 .iter()
@@ -157,7 +180,11 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
                 b["buffering"]["maxBytes"],
                 b["buffering"]["timeoutMs"]
             );
-            let extra = if w.status == Some(200) { String::new() } else { format!(" {}", w.answer_str()) };
+            let extra = if w.status == Some(200) {
+                String::new()
+            } else {
+                format!(" {}", w.answer_str())
+            };
             tl.push((w.at_ms, format!("→ subscribe {desc} ← {st}{extra}")));
         } else if w.path.ends_with("/event/next") {
             if !first_next_seen {
@@ -166,7 +193,10 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
             }
             if let (Some(a), Some(ev)) = (w.answered_ms, w.answer_json()) {
                 let ty = ev["eventType"].as_str().unwrap_or("?");
-                let rid = ev["requestId"].as_str().map(|r| format!(" {}", short(r))).unwrap_or_default();
+                let rid = ev["requestId"]
+                    .as_str()
+                    .map(|r| format!(" {}", short(r)))
+                    .unwrap_or_default();
                 tl.push((a, format!("← next returns {ty}{rid} to {who}")));
             }
         } else {
@@ -177,19 +207,34 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
         let what = if init.ok { "INIT done" } else { "INIT failed" };
         tl.push((
             d,
-            format!("{what} in {:.1} ms (runtime ready at +{:.1}); subscription window closed", d - t0, init.runtime_ready_ms.map(|r| r - t0).unwrap_or(0.0)),
+            format!(
+                "{what} in {:.1} ms (runtime ready at +{:.1}); subscription window closed",
+                d - t0,
+                init.runtime_ready_ms.map(|r| r - t0).unwrap_or(0.0)
+            ),
         ));
     }
     for (i, o) in outs.iter().enumerate() {
         if let Some(e) = &o.error {
-            tl.push((o.started_ms.max(t0), format!("invoke #{} could not run: {e}", i + 1)));
+            tl.push((
+                o.started_ms.max(t0),
+                format!("invoke #{} could not run: {e}", i + 1),
+            ));
             ok = false;
             continue;
         }
-        tl.push((o.started_ms, format!("INVOKE #{} {}", i + 1, short(&o.request_id))));
+        tl.push((
+            o.started_ms,
+            format!("INVOKE #{} {}", i + 1, short(&o.request_id)),
+        ));
         tl.push((
             o.runtime_done_ms,
-            format!("runtimeDone #{} {} ({:.1} ms)", i + 1, o.status, o.runtime_done_ms - o.started_ms),
+            format!(
+                "runtimeDone #{} {} ({:.1} ms)",
+                i + 1,
+                o.status,
+                o.runtime_done_ms - o.started_ms
+            ),
         ));
         if let Some(n) = o.extensions_next_ms {
             tl.push((
@@ -210,24 +255,58 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
             (None, Some(e)) => format!("error: {e}"),
             _ => "?".into(),
         };
-        let retry = if d.attempt > 1 { format!(" (retry {})", d.attempt - 1) } else { String::new() };
+        let retry = if d.attempt > 1 {
+            format!(" (retry {})", d.attempt - 1)
+        } else {
+            String::new()
+        };
         tl.push((
             d.started_ms,
-            format!("⇢ telemetry POST {} records [{}] ← {res}{retry}", d.records.len(), summarize_types(&d.records)),
+            format!(
+                "⇢ telemetry POST {} records [{}] ← {res}{retry}",
+                d.records.len(),
+                summarize_types(&d.records)
+            ),
         ));
     }
     for r in intake.requests() {
-        let enc = r.header("content-encoding").map(|e| format!(" {e} {}", size(r.raw_body.len()))).unwrap_or_default();
-        let st = r.status.map(|s| s.to_string()).unwrap_or_else(|| "reset".into());
-        tl.push((r.at_ms, format!("⇢ intake {} {} {}{enc} ← {st}", r.method, r.path_only(), size(r.body.len()))));
+        let enc = r
+            .header("content-encoding")
+            .map(|e| format!(" {e} {}", size(r.raw_body.len())))
+            .unwrap_or_default();
+        let st = r
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "reset".into());
+        tl.push((
+            r.at_ms,
+            format!(
+                "⇢ intake {} {} {}{enc} ← {st}",
+                r.method,
+                r.path_only(),
+                size(r.body.len())
+            ),
+        ));
     }
-    tl.push((sd.started_ms, format!("SHUTDOWN ({}) sent, deadline +{:.0} ms", sd.reason, sd.deadline_ms - sd.started_ms)));
+    tl.push((
+        sd.started_ms,
+        format!(
+            "SHUTDOWN ({}) sent, deadline +{:.0} ms",
+            sd.reason,
+            sd.deadline_ms - sd.started_ms
+        ),
+    ));
     for p in &sd.processes {
         if let Some(x) = p.exited_ms {
             let how = if p.killed {
                 "SIGKILLed at the deadline".to_string()
             } else {
-                format!("exited with {}", p.exit_code.map(|c| c.to_string()).unwrap_or_else(|| format!("signal {:?}", p.signal)))
+                format!(
+                    "exited with {}",
+                    p.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| format!("signal {:?}", p.signal))
+                )
             };
             tl.push((x, format!("{} {how}", p.name)));
         }
@@ -251,21 +330,39 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
     // ---- summary
     let dels = emu.deliveries();
     let ok_dels = dels.iter().filter(|d| d.ok()).count();
-    let records: usize = dels.iter().filter(|d| d.ok()).map(|d| d.records.len()).sum();
+    let records: usize = dels
+        .iter()
+        .filter(|d| d.ok())
+        .map(|d| d.records.len())
+        .sum();
     let reqs = intake.requests();
     println!("\nsummary");
     if let Some(p) = init.processes.first() {
         println!(
             "  exec→register {}; INIT {}",
-            p.exec_to_register_ms().map(|d| format!("{d:.1} ms")).unwrap_or_else(|| "never".into()),
-            init.init_duration_ms.map(|d| format!("{d:.1} ms")).unwrap_or_else(|| format!("failed ({:?})", init.error_type))
+            p.exec_to_register_ms()
+                .map(|d| format!("{d:.1} ms"))
+                .unwrap_or_else(|| "never".into()),
+            init.init_duration_ms
+                .map(|d| format!("{d:.1} ms"))
+                .unwrap_or_else(|| format!("failed ({:?})", init.error_type))
         );
     }
-    let posts: Vec<String> = outs.iter().filter_map(|o| o.post_runtime_ms).map(|p| format!("{p:.1}")).collect();
+    let posts: Vec<String> = outs
+        .iter()
+        .filter_map(|o| o.post_runtime_ms)
+        .map(|p| format!("{p:.1}"))
+        .collect();
     if !posts.is_empty() {
         println!("  post-runtime per invocation: {} ms", posts.join(", "));
     }
-    println!("  telemetry: {} deliveries ({} ok), {} records delivered, {} left undelivered", dels.len(), ok_dels, records, sd.undelivered_records);
+    println!(
+        "  telemetry: {} deliveries ({} ok), {} records delivered, {} left undelivered",
+        dels.len(),
+        ok_dels,
+        records,
+        sd.undelivered_records
+    );
     let spanning = emu.deliveries_spanning_freeze().len();
     if spanning > 0 {
         println!("  WARNING: {spanning} deliveries overlapped a freeze");
@@ -294,7 +391,10 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
         code.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
     );
     if !verbose {
-        println!("  ({} lines of extension output; -v to show)", emu.output().len());
+        println!(
+            "  ({} lines of extension output; -v to show)",
+            emu.output().len()
+        );
     }
     if !ok || sd.killed || code != Some(0) {
         1

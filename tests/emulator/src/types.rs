@@ -86,7 +86,10 @@ impl Default for FunctionInfo {
 impl FunctionInfo {
     /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`
     pub fn arn(&self) -> String {
-        format!("arn:aws:lambda:{}:{}:function:{}", self.region, self.account_id, self.name)
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.region, self.account_id, self.name
+        )
     }
 }
 
@@ -98,11 +101,16 @@ pub struct ExtEnv {
 
 impl ExtEnv {
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.vars.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+        self.vars
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
     }
     /// `AWS_LAMBDA_RUNTIME_API` (host:port).
     pub fn api(&self) -> String {
-        self.get("AWS_LAMBDA_RUNTIME_API").unwrap_or_default().to_string()
+        self.get("AWS_LAMBDA_RUNTIME_API")
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -131,8 +139,17 @@ impl ExtensionSpec {
     /// An executable; the registered name is its file name.
     pub fn process(path: impl AsRef<Path>) -> Self {
         let p = path.as_ref().to_path_buf();
-        let name = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "ext".into());
-        ExtensionSpec { name, launch: Launch::Process { program: p, args: vec![] } }
+        let name = p
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "ext".into());
+        ExtensionSpec {
+            name,
+            launch: Launch::Process {
+                program: p,
+                args: vec![],
+            },
+        }
     }
     /// An executable installed under another file name.
     pub fn process_named(name: &str, path: impl AsRef<Path>, args: &[&str]) -> Self {
@@ -146,7 +163,10 @@ impl ExtensionSpec {
     }
     /// A closure run on a thread, as if it were the executable `name`.
     pub fn thread(name: &str, f: impl Fn(ExtEnv) + Send + Sync + 'static) -> Self {
-        ExtensionSpec { name: name.into(), launch: Launch::Thread(Arc::new(f)) }
+        ExtensionSpec {
+            name: name.into(),
+            launch: Launch::Thread(Arc::new(f)),
+        }
     }
 }
 
@@ -200,7 +220,10 @@ impl Default for Config {
 impl Config {
     /// On-demand config with one executable extension.
     pub fn with_extension(path: impl AsRef<Path>) -> Self {
-        Config { extensions: vec![ExtensionSpec::process(path)], ..Config::default() }
+        Config {
+            extensions: vec![ExtensionSpec::process(path)],
+            ..Config::default()
+        }
     }
 }
 
@@ -460,6 +483,9 @@ pub struct ShutdownOutcome {
 
 impl ShutdownOutcome {
     pub fn exit_code(&self, name: &str) -> Option<i32> {
-        self.processes.iter().find(|p| p.name == name).and_then(|p| p.exit_code)
+        self.processes
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.exit_code)
     }
 }

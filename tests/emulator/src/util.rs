@@ -44,11 +44,16 @@ static SEED: AtomicU64 = AtomicU64::new(0);
 pub fn rand_u64() -> u64 {
     let mut s = SEED.load(Ordering::Relaxed);
     if s == 0 {
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
         s = t ^ ((std::process::id() as u64) << 32) ^ 0x9E37_79B9_7F4A_7C15;
         let _ = SEED.compare_exchange(0, s, Ordering::Relaxed, Ordering::Relaxed);
     }
-    let mut z = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = SEED
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -114,7 +119,10 @@ mod tests {
     #[test]
     fn rfc3339_known_values() {
         assert_eq!(rfc3339_unix_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_unix_ms(1_666_187_535_636), "2022-10-19T13:52:15.636Z");
+        assert_eq!(
+            rfc3339_unix_ms(1_666_187_535_636),
+            "2022-10-19T13:52:15.636Z"
+        );
         assert_eq!(rfc3339_unix_ms(951_782_400_001), "2000-02-29T00:00:00.001Z");
     }
     #[test]

@@ -9,8 +9,24 @@ fn demo_runs_against_fake_extension() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    for needle in ["platform.initStart", "→ register \"fake-extension\"", "→ subscribe schema 2022-12-13", "INIT done", "INVOKE #3", "runtimeDone #2 error", "post-runtime", "⇢ telemetry POST", "SHUTDOWN (spindown)", "exited with 0", "summary"] {
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "platform.initStart",
+        "→ register \"fake-extension\"",
+        "→ subscribe schema 2022-12-13",
+        "INIT done",
+        "INVOKE #3",
+        "runtimeDone #2 error",
+        "post-runtime",
+        "⇢ telemetry POST",
+        "SHUTDOWN (spindown)",
+        "exited with 0",
+        "summary",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     assert!(!text.contains("overlapped a freeze"));
@@ -18,9 +34,15 @@ fn demo_runs_against_fake_extension() {
 
 #[test]
 fn demo_usage_errors() {
-    let out = Command::new(env!("CARGO_BIN_EXE_lambda-emulator")).arg("nope").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda-emulator"))
+        .arg("nope")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(env!("CARGO_BIN_EXE_lambda-emulator")).args(["demo", "/nonexistent/ext"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda-emulator"))
+        .args(["demo", "/nonexistent/ext"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }

@@ -25,15 +25,49 @@ fn records_decodes_and_keeps_alive() {
     let host = fi.addr().to_string();
     let logs = br#"[{"message":"hi","status":"info"}]"#;
     let r = c
-        .request("POST", "/api/v2/logs", &host, &[("DD-API-KEY", "k"), ("Content-Encoding", "gzip"), ("Content-Type", "application/json")], &gzip(logs))
+        .request(
+            "POST",
+            "/api/v2/logs",
+            &host,
+            &[
+                ("DD-API-KEY", "k"),
+                ("Content-Encoding", "gzip"),
+                ("Content-Type", "application/json"),
+            ],
+            &gzip(logs),
+        )
         .unwrap();
     assert_eq!(r.status, 202);
-    let r = c.request("POST", "/api/beta/sketches", &host, &[("Content-Encoding", "deflate")], &zlib(b"\x0a\x01x")).unwrap();
+    let r = c
+        .request(
+            "POST",
+            "/api/beta/sketches",
+            &host,
+            &[("Content-Encoding", "deflate")],
+            &zlib(b"\x0a\x01x"),
+        )
+        .unwrap();
     assert_eq!(r.status, 202);
-    let r = c.request("GET", "/api/v1/validate", &host, &[("DD-API-KEY", "k")], b"").unwrap();
+    let r = c
+        .request(
+            "GET",
+            "/api/v1/validate",
+            &host,
+            &[("DD-API-KEY", "k")],
+            b"",
+        )
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), r#"{"valid":true}"#);
-    let r = c.request("POST", "/api/v2/series", &host, &[("Content-Encoding", "zstd")], b"\x28\xb5\x2f\xfdjunk").unwrap();
+    let r = c
+        .request(
+            "POST",
+            "/api/v2/series",
+            &host,
+            &[("Content-Encoding", "zstd")],
+            b"\x28\xb5\x2f\xfdjunk",
+        )
+        .unwrap();
     assert_eq!(r.status, 202);
     assert!(fi.wait_for(4, Duration::from_secs(2)));
     let reqs = fi.requests();
@@ -53,14 +87,26 @@ fn records_decodes_and_keeps_alive() {
 #[test]
 fn answer_modes() {
     let fi = FakeIntake::start();
-    let send = |fi: &FakeIntake| lambda_emulator::http::request(fi.addr(), "POST", "/api/v2/logs", &[], b"[]", Some(Duration::from_secs(2)));
+    let send = |fi: &FakeIntake| {
+        lambda_emulator::http::request(
+            fi.addr(),
+            "POST",
+            "/api/v2/logs",
+            &[],
+            b"[]",
+            Some(Duration::from_secs(2)),
+        )
+    };
     for s in [403u16, 413, 429, 500] {
         fi.set_mode(IntakeMode::Status(s));
         let r = send(&fi).unwrap();
         assert_eq!(r.status, s);
         assert!(r.text().contains("errors"));
     }
-    fi.set_mode(IntakeMode::Slow { delay_ms: 150, status: 202 });
+    fi.set_mode(IntakeMode::Slow {
+        delay_ms: 150,
+        status: 202,
+    });
     let t = lambda_emulator::now_ms();
     assert_eq!(send(&fi).unwrap().status, 202);
     assert!(lambda_emulator::now_ms() - t >= 149.0);

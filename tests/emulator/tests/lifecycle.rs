@@ -17,7 +17,10 @@ fn good_ext(listener: TelemetryListener, post_ms: u64, schema: &'static str) -> 
         simple_extension(&env.api(), "good-ext", schema, &listener, |ev| {
             if ev["eventType"] == "INVOKE" {
                 let rid = ev["requestId"].as_str().unwrap().to_string();
-                assert!(l.wait_type("platform.runtimeDone", Some(&rid), S).is_some(), "runtimeDone must come");
+                assert!(
+                    l.wait_type("platform.runtimeDone", Some(&rid), S).is_some(),
+                    "runtimeDone must come"
+                );
                 std::thread::sleep(Duration::from_millis(post_ms));
             }
         })
@@ -26,7 +29,10 @@ fn good_ext(listener: TelemetryListener, post_ms: u64, schema: &'static str) -> 
 }
 
 fn types_of(records: &[Value]) -> Vec<String> {
-    records.iter().map(|r| r["type"].as_str().unwrap().to_string()).collect()
+    records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -59,19 +65,30 @@ fn full_on_demand_lifecycle() {
     let first = listener.wait_type("platform.initStart", None, S).unwrap();
     assert_eq!(first["record"]["initializationType"], "on-demand");
     assert_eq!(first["record"]["phase"], "init");
-    assert!(first["record"].get("functionName").is_none(), "2022-12-13 has no functionName");
+    assert!(
+        first["record"].get("functionName").is_none(),
+        "2022-12-13 has no functionName"
+    );
 
     let o1 = emu.invoke(Invocation::new(60).log("hello from fn").log("second line"));
     assert!(o1.error.is_none(), "{o1:?}");
     assert_eq!(o1.status, "success");
     assert_eq!(o1.event["eventType"], "INVOKE");
-    assert_eq!(o1.event["invokedFunctionArn"], "arn:aws:lambda:us-east-1:123456789012:function:emulated-fn");
+    assert_eq!(
+        o1.event["invokedFunctionArn"],
+        "arn:aws:lambda:us-east-1:123456789012:function:emulated-fn"
+    );
     assert!(o1.event["deadlineMs"].as_u64().unwrap() > 1_600_000_000_000);
-    assert!(o1.event["tracing"]["value"].as_str().unwrap().starts_with("Root=1-"));
+    assert!(o1.event["tracing"]["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("Root=1-"));
     let post = o1.post_runtime_ms.unwrap();
-    assert!(post >= 29.0 && post < 1000.0, "post runtime {post}");
+    assert!((29.0..1000.0).contains(&post), "post runtime {post}");
     assert!(o1.runtime_done_ms - o1.started_ms >= 59.0);
-    assert!((o1.report_duration_ms - (o1.extensions_next_ms.unwrap() - o1.started_ms)).abs() < 0.01);
+    assert!(
+        (o1.report_duration_ms - (o1.extensions_next_ms.unwrap() - o1.started_ms)).abs() < 0.01
+    );
     assert_eq!(o1.billed_duration_ms, o1.report_duration_ms.ceil() as u64);
     assert!(o1.init_duration_ms.is_some());
 
@@ -79,27 +96,43 @@ fn full_on_demand_lifecycle() {
     let batches = listener.batches();
     let rd_at = batches
         .iter()
-        .find(|(_, b)| b.as_array().unwrap().iter().any(|r| r["type"] == "platform.runtimeDone"))
+        .find(|(_, b)| {
+            b.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["type"] == "platform.runtimeDone")
+        })
         .map(|(t, _)| *t)
         .unwrap();
     assert!(rd_at <= o1.extensions_next_ms.unwrap());
-    let rd = listener.wait_type("platform.runtimeDone", Some(&o1.request_id), S).unwrap();
+    let rd = listener
+        .wait_type("platform.runtimeDone", Some(&o1.request_id), S)
+        .unwrap();
     assert_eq!(rd["record"]["status"], "success");
     assert!(rd["record"]["metrics"]["durationMs"].as_f64().unwrap() >= 59.0);
     assert_eq!(rd["record"]["metrics"]["producedBytes"], 8);
     assert_eq!(rd["record"]["spans"][0]["name"], "responseLatency");
-    let fun: Vec<Value> = listener.records().into_iter().filter(|r| r["type"] == "function").collect();
+    let fun: Vec<Value> = listener
+        .records()
+        .into_iter()
+        .filter(|r| r["type"] == "function")
+        .collect();
     assert_eq!(fun.len(), 2);
     assert_eq!(fun[0]["record"], "hello from fn\n");
 
     // The report of invocation 1 is emitted when the sandbox freezes, so it is
     // not delivered before the next thaw.
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!listener.types().contains(&"platform.report".to_string()), "report delivered while frozen");
+    assert!(
+        !listener.types().contains(&"platform.report".to_string()),
+        "report delivered while frozen"
+    );
     let o2 = emu.invoke(Invocation::new(20).status(InvokeStatus::Error));
     assert_eq!(o2.status, "error");
     assert!(o2.init_duration_ms.is_none());
-    let rep1 = listener.wait_type("platform.report", Some(&o1.request_id), S).expect("report 1");
+    let rep1 = listener
+        .wait_type("platform.report", Some(&o1.request_id), S)
+        .expect("report 1");
     let m = &rep1["record"]["metrics"];
     assert_eq!(m["memorySizeMB"], 128);
     assert_eq!(m["billedDurationMs"], o1.billed_duration_ms);
@@ -109,7 +142,12 @@ fn full_on_demand_lifecycle() {
     let rep_at = listener
         .batches()
         .iter()
-        .find(|(_, b)| b.as_array().unwrap().iter().any(|r| r["type"] == "platform.report"))
+        .find(|(_, b)| {
+            b.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["type"] == "platform.report")
+        })
         .unwrap()
         .0;
     assert!(rep_at >= o2.started_ms);
@@ -124,7 +162,9 @@ fn full_on_demand_lifecycle() {
     assert!(!sd.killed);
     assert_eq!(sd.processes[0].exit_code, Some(0));
     assert!(sd.elapsed_ms < 1500.0);
-    let rep2 = listener.records().into_iter().find(|r| r["type"] == "platform.report" && r["record"]["requestId"] == o2.request_id.as_str());
+    let rep2 = listener.records().into_iter().find(|r| {
+        r["type"] == "platform.report" && r["record"]["requestId"] == o2.request_id.as_str()
+    });
     assert!(rep2.is_some(), "last report delivered at shutdown");
     // SHUTDOWN event on the wire
     let wire = emu.wire();
@@ -148,13 +188,20 @@ fn full_on_demand_lifecycle() {
 #[test]
 fn init_event_order_and_replay() {
     let listener = TelemetryListener::start();
-    let cfg = Config { extensions: vec![good_ext(listener.clone(), 0, "2022-12-13")], ..Config::default() };
+    let cfg = Config {
+        extensions: vec![good_ext(listener.clone(), 0, "2022-12-13")],
+        ..Config::default()
+    };
     let emu = Emulator::start(cfg).unwrap();
     assert!(emu.wait_init(S).ok);
     emu.invoke(Invocation::new(5));
     emu.shutdown("spindown");
     let t = types_of(&listener.records());
-    let pos = |ty: &str| t.iter().position(|x| x == ty).unwrap_or_else(|| panic!("{ty} missing in {t:?}"));
+    let pos = |ty: &str| {
+        t.iter()
+            .position(|x| x == ty)
+            .unwrap_or_else(|| panic!("{ty} missing in {t:?}"))
+    };
     assert!(pos("platform.initStart") < pos("platform.extension"));
     assert!(pos("platform.extension") < pos("platform.telemetrySubscription"));
     assert!(pos("platform.telemetrySubscription") < pos("platform.initRuntimeDone"));
@@ -196,7 +243,14 @@ fn subscription_window_closes_after_first_next() {
         let h = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150));
             let l = TelemetryListener::start();
-            let body = lambda_emulator::fake::subscription_body(&l.uri(), "2022-12-13", &["platform"], 1000, 262144, 25);
+            let body = lambda_emulator::fake::subscription_body(
+                &l.uri(),
+                "2022-12-13",
+                &["platform"],
+                1000,
+                262144,
+                25,
+            );
             let b = serde_json::to_vec(&body).unwrap();
             let r = lambda_emulator::fake::call(
                 &api,
@@ -216,7 +270,12 @@ fn subscription_window_closes_after_first_next() {
         }
         h.join().unwrap();
     });
-    let emu = Emulator::start(Config { extensions: vec![spec], runtime_init_ms: 0, ..Config::default() }).unwrap();
+    let emu = Emulator::start(Config {
+        extensions: vec![spec],
+        runtime_init_ms: 0,
+        ..Config::default()
+    })
+    .unwrap();
     assert!(emu.wait_init(S).ok);
     assert!(emu.wait_for(S, |_| status.lock().unwrap().is_some()));
     let (code, text) = status.lock().unwrap().clone().unwrap();
@@ -233,20 +292,35 @@ fn timeout_needs_reset_and_shutdown_reason() {
     let seen2 = seen.clone();
     let l2 = listener.clone();
     let spec = ExtensionSpec::thread("tx", move |env| {
-        simple_extension(&env.api(), "tx", "2022-12-13", &l2, |ev| seen2.lock().unwrap().push(ev.clone())).unwrap();
+        simple_extension(&env.api(), "tx", "2022-12-13", &l2, |ev| {
+            seen2.lock().unwrap().push(ev.clone())
+        })
+        .unwrap();
     });
-    let emu = Emulator::start(Config { extensions: vec![spec], ..Config::default() }).unwrap();
+    let emu = Emulator::start(Config {
+        extensions: vec![spec],
+        ..Config::default()
+    })
+    .unwrap();
     assert!(emu.wait_init(S).ok);
     let o = emu.invoke(Invocation::new(30).status(InvokeStatus::Timeout));
     assert_eq!(o.status, "timeout");
     assert_eq!(o.error_type.as_deref(), Some("Sandbox.Timeout"));
     assert!(o.needs_reset);
-    assert!(emu.invoke(Invocation::new(1)).error.unwrap().contains("reset"));
+    assert!(emu
+        .invoke(Invocation::new(1))
+        .error
+        .unwrap()
+        .contains("reset"));
     let sd = emu.shutdown("timeout");
     assert!(!sd.killed);
-    let rd = listener.wait_type("platform.runtimeDone", Some(&o.request_id), S).unwrap();
+    let rd = listener
+        .wait_type("platform.runtimeDone", Some(&o.request_id), S)
+        .unwrap();
     assert_eq!(rd["record"]["status"], "timeout");
-    assert!(listener.wait_type("platform.report", Some(&o.request_id), S).is_some());
+    assert!(listener
+        .wait_type("platform.report", Some(&o.request_id), S)
+        .is_some());
     let ev = seen.lock().unwrap().clone();
     assert_eq!(ev.last().unwrap()["shutdownReason"], "timeout");
 }
@@ -270,10 +344,16 @@ fn out_of_memory_and_json_log_format() {
     assert_eq!(o.error_type.as_deref(), Some("Runtime.OutOfMemory"));
     assert!(o.needs_reset);
     emu.shutdown("failure");
-    let rep = listener.wait_type("platform.report", Some(&o.request_id), S).unwrap();
+    let rep = listener
+        .wait_type("platform.report", Some(&o.request_id), S)
+        .unwrap();
     assert_eq!(rep["record"]["errorType"], "Runtime.OutOfMemory");
     assert_eq!(rep["record"]["metrics"]["maxMemoryUsedMB"], 128);
-    let fun: Vec<Value> = listener.records().into_iter().filter(|r| r["type"] == "function").collect();
+    let fun: Vec<Value> = listener
+        .records()
+        .into_iter()
+        .filter(|r| r["type"] == "function")
+        .collect();
     assert_eq!(fun[0]["record"]["message"], "plain");
     assert_eq!(fun[0]["record"]["level"], "INFO");
     assert_eq!(fun[0]["record"]["requestId"], o.request_id.as_str());
@@ -290,7 +370,11 @@ fn extension_that_calls_next_early_sees_report_only_after_thaw() {
     let spec = ExtensionSpec::thread("eager", move |env| {
         simple_extension(&env.api(), "eager", "2022-12-13", &l2, |_| {}).unwrap();
     });
-    let emu = Emulator::start(Config { extensions: vec![spec], ..Config::default() }).unwrap();
+    let emu = Emulator::start(Config {
+        extensions: vec![spec],
+        ..Config::default()
+    })
+    .unwrap();
     assert!(emu.wait_init(S).ok);
     let o = emu.invoke(Invocation::new(50));
     // the extension called next before the runtime was done
@@ -299,5 +383,7 @@ fn extension_that_calls_next_early_sees_report_only_after_thaw() {
     assert!((o.report_duration_ms - (o.runtime_done_ms - o.started_ms)).abs() < 0.01);
     let sd = emu.shutdown("spindown");
     assert!(!sd.killed);
-    assert!(listener.wait_type("platform.report", Some(&o.request_id), S).is_some());
+    assert!(listener
+        .wait_type("platform.report", Some(&o.request_id), S)
+        .is_some());
 }

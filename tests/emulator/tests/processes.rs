@@ -10,7 +10,10 @@ const FAKE: &str = env!("CARGO_BIN_EXE_fake-extension");
 fn cfg(name: &str, mode: &str) -> Config {
     Config {
         extensions: vec![ExtensionSpec::process_named(name, FAKE, &[])],
-        env: vec![("FAKE_EXT_MODE".into(), mode.into()), ("FAKE_EXTRA".into(), "x=1".into())],
+        env: vec![
+            ("FAKE_EXT_MODE".into(), mode.into()),
+            ("FAKE_EXTRA".into(), "x=1".into()),
+        ],
         ..Config::default()
     }
 }
@@ -35,18 +38,32 @@ fn process_lifecycle_env_and_output() {
     assert!(!sd.killed);
     assert_eq!(sd.exit_code("slimcap"), Some(0));
     let out = emu.stdout_lines();
-    assert!(out.contains(&"ENV AWS_LAMBDA_FUNCTION_NAME=my-fn".to_string()), "{out:?}");
+    assert!(
+        out.contains(&"ENV AWS_LAMBDA_FUNCTION_NAME=my-fn".to_string()),
+        "{out:?}"
+    );
     assert!(out.contains(&"ENV AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256".to_string()));
     assert!(out.contains(&"ENV AWS_LAMBDA_INITIALIZATION_TYPE=on-demand".to_string()));
     assert!(out.contains(&"ENV AWS_REGION=us-east-1".to_string()));
-    assert!(out.contains(&"ENV AWS_EXECUTION_ENV=<unset>".to_string()), "extensions must not see AWS_EXECUTION_ENV");
+    assert!(
+        out.contains(&"ENV AWS_EXECUTION_ENV=<unset>".to_string()),
+        "extensions must not see AWS_EXECUTION_ENV"
+    );
     assert!(out.contains(&"ENV FAKE_EXTRA=x=1".to_string()));
     assert!(out.contains(&"SUBSCRIBE 200".to_string()));
-    assert!(out.contains(&"RUNTIME_DONE true".to_string()), "runtimeDone reached the extension: {out:?}");
-    assert!(out.contains(&"FINAL_REPORT true".to_string()), "final report at shutdown: {out:?}");
+    assert!(
+        out.contains(&"RUNTIME_DONE true".to_string()),
+        "runtimeDone reached the extension: {out:?}"
+    );
+    assert!(
+        out.contains(&"FINAL_REPORT true".to_string()),
+        "final report at shutdown: {out:?}"
+    );
     // the extension's output is also timestamped and attributed
     let lines = emu.output();
-    assert!(lines.iter().all(|l| l.ext == "slimcap" && l.at_ms >= p.exec_ms));
+    assert!(lines
+        .iter()
+        .all(|l| l.ext == "slimcap" && l.at_ms >= p.exec_ms));
     // the registered name is the file name (argv[0])
     let w = emu.wire();
     assert_eq!(w[0].header("Lambda-Extension-Name"), Some("slimcap"));
@@ -64,7 +81,11 @@ fn hanging_extension_is_sigkilled_at_deadline() {
     let p = &sd.processes[0];
     assert!(p.killed);
     assert_eq!(p.signal, Some(9));
-    assert!(sd.elapsed_ms >= 295.0 && sd.elapsed_ms < 2000.0, "{}", sd.elapsed_ms);
+    assert!(
+        sd.elapsed_ms >= 295.0 && sd.elapsed_ms < 2000.0,
+        "{}",
+        sd.elapsed_ms
+    );
 }
 
 #[test]
@@ -83,13 +104,19 @@ fn crash_before_register_fails_init_fast() {
     assert!(!init.ok);
     assert_eq!(init.error_type.as_deref(), Some("Extension.Crash"));
     assert_eq!(init.processes[0].exit_code, Some(3));
-    assert!(emu.stderr_lines().contains(&"crashing on purpose".to_string()));
+    assert!(emu
+        .stderr_lines()
+        .contains(&"crashing on purpose".to_string()));
 }
 
 #[test]
 fn never_registering_process_times_out_init() {
     let mut c = Config {
-        extensions: vec![ExtensionSpec::process_named("sleeper", "/bin/sleep", &["30"])],
+        extensions: vec![ExtensionSpec::process_named(
+            "sleeper",
+            "/bin/sleep",
+            &["30"],
+        )],
         init_timeout_ms: 300,
         ..Config::default()
     };
@@ -108,15 +135,22 @@ fn never_registering_process_times_out_init() {
 fn managed_instances_process() {
     let mut c = cfg("mi-ext", "normal");
     c.mode = Mode::ManagedInstances;
-    c.env.push(("FAKE_EXT_SUBSCRIBE".into(), "2025-01-29".into()));
+    c.env
+        .push(("FAKE_EXT_SUBSCRIBE".into(), "2025-01-29".into()));
     let emu = Emulator::start(c).unwrap();
     assert!(emu.wait_init(S).ok, "{:?}", emu.output());
-    let outs = emu.invoke_many(vec![Invocation::new(100), Invocation::new(100), Invocation::new(100)]);
+    let outs = emu.invoke_many(vec![
+        Invocation::new(100),
+        Invocation::new(100),
+        Invocation::new(100),
+    ]);
     assert!(outs.iter().all(|o| o.error.is_none()));
     let sd = emu.shutdown("spindown");
     assert_eq!(sd.exit_code("mi-ext"), Some(0));
     let out = emu.stdout_lines();
-    assert!(out.contains(&"ENV AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances".to_string()));
+    assert!(
+        out.contains(&"ENV AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances".to_string())
+    );
     assert!(out.contains(&"SUBSCRIBE 200".to_string()));
     assert!(!out.iter().any(|l| l == "EVENT INVOKE"));
     assert!(out.contains(&"EVENT SHUTDOWN".to_string()));

@@ -1,7 +1,9 @@
 //! Extensions/Telemetry API answers: registration rules, identifiers,
 //! subscription validation, errors, faults.
 
-use lambda_emulator::fake::{self, call, register_raw, subscription_body, ExtClient, TelemetryListener};
+use lambda_emulator::fake::{
+    self, call, register_raw, subscription_body, ExtClient, TelemetryListener,
+};
 use lambda_emulator::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -38,7 +40,9 @@ fn probe<T: Send + 'static>(
 }
 
 fn err_type(r: &http::Response) -> String {
-    serde_json::from_slice::<Value>(&r.body).map(|v| v["errorType"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+    serde_json::from_slice::<Value>(&r.body)
+        .map(|v| v["errorType"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -75,11 +79,25 @@ fn subscribe_validation() {
         try_("uri", b);
         // missing identifier -> 403
         let bb = serde_json::to_vec(&good).unwrap();
-        let r = call(api, "PUT", "/2022-07-01/telemetry", &[("Content-Type", "application/json")], &bb).unwrap();
+        let r = call(
+            api,
+            "PUT",
+            "/2022-07-01/telemetry",
+            &[("Content-Type", "application/json")],
+            &bb,
+        )
+        .unwrap();
         let noid = (r.status, err_type(&r));
-        let r = call(api, "PUT", "/2022-07-01/telemetry", &[("Lambda-Extension-Identifier", "nope")], &bb).unwrap();
+        let r = call(
+            api,
+            "PUT",
+            "/2022-07-01/telemetry",
+            &[("Lambda-Extension-Identifier", "nope")],
+            &bb,
+        )
+        .unwrap();
         let badid = (r.status, err_type(&r));
-        drop(try_);
+        let _ = try_;
         res.push(("noid".into(), noid.0, noid.1));
         res.push(("badid".into(), badid.0, badid.1));
         let r = c.subscribe(&good).unwrap();
@@ -87,7 +105,15 @@ fn subscribe_validation() {
         (Some(c), res)
     });
     let get = |k: &str| results.iter().find(|r| r.0 == k).unwrap().clone();
-    for k in ["schema", "maxItems", "maxBytes", "timeoutMs", "types", "protocol", "uri"] {
+    for k in [
+        "schema",
+        "maxItems",
+        "maxBytes",
+        "timeoutMs",
+        "types",
+        "protocol",
+        "uri",
+    ] {
         let r = get(k);
         assert_eq!((r.1, r.2.as_str()), (400, "ValidationError"), "{k}: {r:?}");
     }
@@ -97,7 +123,10 @@ fn subscribe_validation() {
     assert!(emu.wait_init(S).ok);
     let sub = emu.subscriber().unwrap();
     assert_eq!(sub.types, vec!["platform"]);
-    assert_eq!(sub.uri, format!("http://sandbox.localdomain:{}/", sub.addr.port()));
+    assert_eq!(
+        sub.uri,
+        format!("http://sandbox.localdomain:{}/", sub.addr.port())
+    );
     emu.shutdown("spindown");
 }
 
@@ -106,12 +135,31 @@ fn identifiers_and_error_endpoints() {
     let (emu, r) = probe(Config::default(), "ids", |api| {
         let c = ExtClient::register(api, "ids", &["INVOKE", "SHUTDOWN"]).unwrap();
         let no_id = call(api, "GET", "/2020-01-01/extension/event/next", &[], b"").unwrap();
-        let bad_id = call(api, "GET", "/2020-01-01/extension/event/next", &[("Lambda-Extension-Identifier", "x")], b"").unwrap();
+        let bad_id = call(
+            api,
+            "GET",
+            "/2020-01-01/extension/event/next",
+            &[("Lambda-Extension-Identifier", "x")],
+            b"",
+        )
+        .unwrap();
         let dup = register_raw(api, "ids", &["INVOKE"], false).unwrap();
         let bad_ev = register_raw(api, "other", &["RESTORE"], false).unwrap();
         let exit_err = c.report_error(false, "Extension.Oops").unwrap();
         let unknown = call(api, "GET", "/2020-01-01/nothing", &[], b"").unwrap();
-        (None, (no_id.status, err_type(&no_id), bad_id.status, err_type(&bad_id), dup.status, bad_ev.status, exit_err.status, unknown.status))
+        (
+            None,
+            (
+                no_id.status,
+                err_type(&no_id),
+                bad_id.status,
+                err_type(&bad_id),
+                dup.status,
+                bad_ev.status,
+                exit_err.status,
+                unknown.status,
+            ),
+        )
     });
     assert_eq!(r.0, 403);
     assert_eq!(r.1, "Extension.MissingHeader");
@@ -123,20 +171,34 @@ fn identifiers_and_error_endpoints() {
     assert_eq!(r.7, 404);
     let w = emu.wire();
     let ex = w.iter().find(|w| w.path.ends_with("/exit/error")).unwrap();
-    assert_eq!(ex.header("Lambda-Extension-Function-Error-Type"), Some("Extension.Oops"));
+    assert_eq!(
+        ex.header("Lambda-Extension-Function-Error-Type"),
+        Some("Extension.Oops")
+    );
     assert_eq!(ex.body_json().unwrap()["errorType"], "Extension.Oops");
     assert_eq!(ex.ext.as_deref(), Some("ids"));
 }
 
 #[test]
 fn wrong_name_is_internal_and_cannot_get_shutdown() {
-    let cfg = Config { init_timeout_ms: 400, ..Config::default() };
+    let cfg = Config {
+        init_timeout_ms: 400,
+        ..Config::default()
+    };
     let (emu, r) = probe(cfg, "right-name", |api| {
-        let with_shutdown = register_raw(api, "wrong-name", &["INVOKE", "SHUTDOWN"], false).unwrap();
+        let with_shutdown =
+            register_raw(api, "wrong-name", &["INVOKE", "SHUTDOWN"], false).unwrap();
         let invoke_only = register_raw(api, "wrong-name", &["INVOKE"], false).unwrap();
         // keep the "process" alive so INIT fails by timeout, not by crash
         std::thread::sleep(Duration::from_millis(800));
-        (None, (with_shutdown.status, err_type(&with_shutdown), invoke_only.status))
+        (
+            None,
+            (
+                with_shutdown.status,
+                err_type(&with_shutdown),
+                invoke_only.status,
+            ),
+        )
     });
     assert_eq!((r.0, r.1.as_str()), (403, "Extension.InvalidEventType"));
     assert_eq!(r.2, 200, "internal extension may register INVOKE");
@@ -158,15 +220,26 @@ fn init_error_fails_init() {
     let init = emu.wait_init(S);
     assert!(!init.ok);
     assert_eq!(init.error_type.as_deref(), Some("Extension.ConfigInvalid"));
-    assert!(emu.invoke(Invocation::new(1)).error.unwrap().contains("INIT failed"));
-    let rep = emu.emitted().into_iter().find(|r| r["type"] == "platform.initReport").unwrap();
+    assert!(emu
+        .invoke(Invocation::new(1))
+        .error
+        .unwrap()
+        .contains("INIT failed"));
+    let rep = emu
+        .emitted()
+        .into_iter()
+        .find(|r| r["type"] == "platform.initReport")
+        .unwrap();
     assert_eq!(rep["record"]["status"], "error");
 }
 
 #[test]
 fn register_fault_and_subscribe_202_fault() {
     let cfg = Config {
-        faults: Faults { register_status: Some(500), ..Faults::default() },
+        faults: Faults {
+            register_status: Some(500),
+            ..Faults::default()
+        },
         init_timeout_ms: 300,
         ..Config::default()
     };
@@ -177,11 +250,26 @@ fn register_fault_and_subscribe_202_fault() {
     assert_eq!(st, 500);
     assert!(!emu.wait_init(S).ok);
 
-    let cfg = Config { faults: Faults { subscribe_answer_202: true, ..Faults::default() }, ..Config::default() };
+    let cfg = Config {
+        faults: Faults {
+            subscribe_answer_202: true,
+            ..Faults::default()
+        },
+        ..Config::default()
+    };
     let (emu, st) = probe(cfg, "s202", |api| {
         let c = ExtClient::register(api, "s202", &["INVOKE", "SHUTDOWN"]).unwrap();
         let l = TelemetryListener::start();
-        let r = c.subscribe(&subscription_body(&l.uri(), "2022-12-13", &["platform"], 1000, 262144, 25)).unwrap();
+        let r = c
+            .subscribe(&subscription_body(
+                &l.uri(),
+                "2022-12-13",
+                &["platform"],
+                1000,
+                262144,
+                25,
+            ))
+            .unwrap();
         (Some(c), r.status)
     });
     assert_eq!(st, 202);
@@ -194,7 +282,13 @@ fn register_fault_and_subscribe_202_fault() {
 
 #[test]
 fn unknown_event_then_invoke() {
-    let cfg = Config { faults: Faults { next_unknown_event: true, ..Faults::default() }, ..Config::default() };
+    let cfg = Config {
+        faults: Faults {
+            next_unknown_event: true,
+            ..Faults::default()
+        },
+        ..Config::default()
+    };
     let events = Arc::new(Mutex::new(vec![]));
     let e2 = events.clone();
     let spec = ExtensionSpec::thread("unk", move |env| {
@@ -214,7 +308,10 @@ fn unknown_event_then_invoke() {
     assert!(emu.wait_init(S).ok);
     assert!(emu.invoke(Invocation::new(5)).error.is_none());
     emu.shutdown("spindown");
-    assert_eq!(*events.lock().unwrap(), vec!["FUTURE_EVENT", "INVOKE", "SHUTDOWN"]);
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec!["FUTURE_EVENT", "INVOKE", "SHUTDOWN"]
+    );
 }
 
 #[test]
@@ -224,15 +321,25 @@ fn schema_2022_07_01_shapes() {
     let spec = ExtensionSpec::thread("old", move |env| {
         fake::simple_extension(&env.api(), "old", "2022-07-01", &l2, |_| {}).unwrap();
     });
-    let emu = Emulator::start(Config { extensions: vec![spec], ..Config::default() }).unwrap();
+    let emu = Emulator::start(Config {
+        extensions: vec![spec],
+        ..Config::default()
+    })
+    .unwrap();
     assert!(emu.wait_init(S).ok);
     let o = emu.invoke(Invocation::new(5));
     emu.shutdown("spindown");
-    let rd = l.wait_type("platform.runtimeDone", Some(&o.request_id), S).unwrap();
+    let rd = l
+        .wait_type("platform.runtimeDone", Some(&o.request_id), S)
+        .unwrap();
     assert!(rd["record"].get("metrics").is_none());
     let is = l.wait_type("platform.initStart", None, S).unwrap();
     assert!(is["record"].get("runtimeVersion").is_none());
-    assert!(l.wait_type("platform.report", Some(&o.request_id), S).unwrap()["record"]["metrics"]["billedDurationMs"].as_u64().is_some());
+    assert!(l
+        .wait_type("platform.report", Some(&o.request_id), S)
+        .unwrap()["record"]["metrics"]["billedDurationMs"]
+        .as_u64()
+        .is_some());
 }
 
 #[test]
@@ -244,7 +351,10 @@ fn unknown_records_fault_adds_unknown_types_and_fields() {
     });
     let cfg = Config {
         extensions: vec![spec],
-        faults: Faults { unknown_records: true, ..Faults::default() },
+        faults: Faults {
+            unknown_records: true,
+            ..Faults::default()
+        },
         ..Config::default()
     };
     let emu = Emulator::start(cfg).unwrap();

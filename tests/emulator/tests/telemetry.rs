@@ -1,7 +1,9 @@
 //! Telemetry delivery: retries, drops, faults, batching, managed instances,
 //! several extensions.
 
-use lambda_emulator::fake::{register_raw, simple_extension, subscription_body, ExtClient, TelemetryListener};
+use lambda_emulator::fake::{
+    register_raw, simple_extension, subscription_body, ExtClient, TelemetryListener,
+};
 use lambda_emulator::*;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,12 @@ use std::time::Duration;
 
 const S: Duration = Duration::from_secs(5);
 
-fn ext(name: &'static str, l: &TelemetryListener, schema: &'static str, post_ms: u64) -> ExtensionSpec {
+fn ext(
+    name: &'static str,
+    l: &TelemetryListener,
+    schema: &'static str,
+    post_ms: u64,
+) -> ExtensionSpec {
     let l = l.clone();
     ExtensionSpec::thread(name, move |env| {
         let l2 = l.clone();
@@ -46,15 +53,24 @@ fn failed_deliveries_are_retried_then_dropped_with_logs_dropped() {
     let first_drop = d.iter().position(|d| d.dropped).unwrap();
     assert_eq!(d[first_drop].attempt, 3);
     assert_eq!(d[first_drop - 1].attempt, 2);
-    assert_eq!(d[first_drop].records, d[first_drop - 2].records, "retries resend the same batch");
+    assert_eq!(
+        d[first_drop].records,
+        d[first_drop - 2].records,
+        "retries resend the same batch"
+    );
     assert_eq!(d[first_drop].status, Some(500));
     let dropped_n = d[first_drop].records.len();
     // backoff between attempts
     assert!(d[first_drop].started_ms - d[first_drop - 1].finished_ms >= 19.0);
     l.set_status(200);
     emu.invoke(Invocation::new(5));
-    let ld = l.wait_type("platform.logsDropped", None, S).expect("logsDropped delivered");
-    assert_eq!(ld["record"]["droppedRecords"].as_u64().unwrap() as usize, dropped_n);
+    let ld = l
+        .wait_type("platform.logsDropped", None, S)
+        .expect("logsDropped delivered");
+    assert_eq!(
+        ld["record"]["droppedRecords"].as_u64().unwrap() as usize,
+        dropped_n
+    );
     assert!(ld["record"]["droppedBytes"].as_u64().unwrap() > 0);
     assert!(ld["record"]["reason"].as_str().unwrap().len() > 10);
     emu.shutdown("spindown");
@@ -65,7 +81,10 @@ fn injected_mid_body_aborts_are_retried_without_loss() {
     let l = TelemetryListener::start();
     let cfg = Config {
         extensions: vec![ext("f", &l, "2022-12-13", 0)],
-        faults: Faults { delivery_fail_first_n: 2, ..Faults::default() },
+        faults: Faults {
+            delivery_fail_first_n: 2,
+            ..Faults::default()
+        },
         delivery_backoff_ms: 5,
         ..Config::default()
     };
@@ -79,8 +98,14 @@ fn injected_mid_body_aborts_are_retried_without_loss() {
     assert!(d[2].ok());
     assert!(!d.iter().any(|d| d.dropped));
     let types = l.types();
-    assert_eq!(types.iter().filter(|t| *t == "platform.initStart").count(), 1, "truncated bodies not parsed as batches");
-    assert!(l.wait_type("platform.report", Some(&o.request_id), S).is_some());
+    assert_eq!(
+        types.iter().filter(|t| *t == "platform.initStart").count(),
+        1,
+        "truncated bodies not parsed as batches"
+    );
+    assert!(l
+        .wait_type("platform.report", Some(&o.request_id), S)
+        .is_some());
 }
 
 #[test]
@@ -89,7 +114,16 @@ fn batches_respect_max_items() {
     let l2 = l.clone();
     let spec = ExtensionSpec::thread("big", move |env| {
         let mut c = ExtClient::register(&env.api(), "big", &["INVOKE", "SHUTDOWN"]).unwrap();
-        let r = c.subscribe(&subscription_body(&l2.uri(), "2022-12-13", &["function"], 1000, 1_048_576, 1000)).unwrap();
+        let r = c
+            .subscribe(&subscription_body(
+                &l2.uri(),
+                "2022-12-13",
+                &["function"],
+                1000,
+                1_048_576,
+                1000,
+            ))
+            .unwrap();
         assert_eq!(r.status, 200);
         loop {
             let ev = c.next().unwrap();
@@ -106,7 +140,11 @@ fn batches_respect_max_items() {
             }
         }
     });
-    let emu = Emulator::start(Config { extensions: vec![spec], ..Config::default() }).unwrap();
+    let emu = Emulator::start(Config {
+        extensions: vec![spec],
+        ..Config::default()
+    })
+    .unwrap();
     assert!(emu.wait_init(S).ok);
     let mut inv = Invocation::new(50);
     for i in 0..2500 {
@@ -117,7 +155,10 @@ fn batches_respect_max_items() {
     emu.shutdown("spindown");
     let recs = l.records();
     assert_eq!(recs.len(), 2500);
-    assert!(l.batches().iter().all(|(_, b)| b.as_array().unwrap().len() <= 1000));
+    assert!(l
+        .batches()
+        .iter()
+        .all(|(_, b)| b.as_array().unwrap().len() <= 1000));
     assert!(l.batches().len() >= 3);
     assert_eq!(recs[0]["record"], "line 0\n");
     assert_eq!(recs[2499]["record"], "line 2499\n");
@@ -143,7 +184,10 @@ fn two_extensions_init_waits_for_both_and_post_runtime_is_the_slowest() {
             .unwrap();
         })
     };
-    let cfg = Config { extensions: vec![ext("fast", &l1, "2022-12-13", 0), slow_reg], ..Config::default() };
+    let cfg = Config {
+        extensions: vec![ext("fast", &l1, "2022-12-13", 0), slow_reg],
+        ..Config::default()
+    };
     let emu = Emulator::start(cfg).unwrap();
     let init = emu.wait_init(S);
     assert!(init.ok);
@@ -159,8 +203,12 @@ fn two_extensions_init_waits_for_both_and_post_runtime_is_the_slowest() {
     let is2 = l2.wait_type("platform.initStart", None, S).unwrap();
     assert!(is1["record"].get("functionName").is_none());
     assert_eq!(is2["record"]["functionName"], "emulated-fn");
-    assert!(l1.wait_type("platform.report", Some(&o.request_id), S).is_some());
-    assert!(l2.wait_type("platform.report", Some(&o.request_id), S).is_some());
+    assert!(l1
+        .wait_type("platform.report", Some(&o.request_id), S)
+        .is_some());
+    assert!(l2
+        .wait_type("platform.report", Some(&o.request_id), S)
+        .is_some());
 }
 
 #[test]
@@ -172,21 +220,53 @@ fn managed_instances_rules() {
     let spec = ExtensionSpec::thread("mi", move |env| {
         let api = env.api();
         let r = register_raw(&api, "mi", &["INVOKE", "SHUTDOWN"], false).unwrap();
-        r2.lock().unwrap().push(("register-invoke".into(), r.status, r.text()));
+        r2.lock()
+            .unwrap()
+            .push(("register-invoke".into(), r.status, r.text()));
         let mut c = ExtClient::register(&api, "mi", &["SHUTDOWN"]).unwrap();
-        let r = c.subscribe(&subscription_body(&l2.uri(), "2022-12-13", &["platform"], 1000, 262144, 25)).unwrap();
-        r2.lock().unwrap().push(("sub-old".into(), r.status, r.text()));
-        let r = c.subscribe(&subscription_body(&l2.uri(), "2025-01-29", &["platform", "function"], 1000, 262144, 25)).unwrap();
-        r2.lock().unwrap().push(("sub-new".into(), r.status, r.text()));
+        let r = c
+            .subscribe(&subscription_body(
+                &l2.uri(),
+                "2022-12-13",
+                &["platform"],
+                1000,
+                262144,
+                25,
+            ))
+            .unwrap();
+        r2.lock()
+            .unwrap()
+            .push(("sub-old".into(), r.status, r.text()));
+        let r = c
+            .subscribe(&subscription_body(
+                &l2.uri(),
+                "2025-01-29",
+                &["platform", "function"],
+                1000,
+                262144,
+                25,
+            ))
+            .unwrap();
+        r2.lock()
+            .unwrap()
+            .push(("sub-new".into(), r.status, r.text()));
         loop {
             let ev = c.next().unwrap();
-            r2.lock().unwrap().push(("event".into(), 0, ev["eventType"].as_str().unwrap().to_string()));
+            r2.lock().unwrap().push((
+                "event".into(),
+                0,
+                ev["eventType"].as_str().unwrap().to_string(),
+            ));
             if ev["eventType"] == "SHUTDOWN" {
                 break;
             }
         }
     });
-    let cfg = Config { mode: Mode::ManagedInstances, extensions: vec![spec], ..Config::default() };
+    let cfg = Config {
+        mode: Mode::ManagedInstances,
+        extensions: vec![spec],
+        ..Config::default()
+    };
     let emu = Emulator::start(cfg).unwrap();
     assert!(emu.wait_init(S).ok);
     let t0 = now_ms();
@@ -197,12 +277,20 @@ fn managed_instances_rules() {
     ]);
     let wall = now_ms() - t0;
     assert!(wall < 400.0, "concurrent invocations took {wall} ms");
-    assert!(outs.iter().all(|o| o.error.is_none() && o.report_duration_ms >= 149.0));
+    assert!(outs
+        .iter()
+        .all(|o| o.error.is_none() && o.report_duration_ms >= 149.0));
     assert!(emu.freezes().is_empty(), "managed instances never freeze");
     for o in &outs {
-        let rep = l.wait_type("platform.report", Some(&o.request_id), S).unwrap();
+        let rep = l
+            .wait_type("platform.report", Some(&o.request_id), S)
+            .unwrap();
         let m = rep["record"]["metrics"].as_object().unwrap();
-        assert_eq!(m.keys().collect::<Vec<_>>(), vec!["durationMs"], "MI report carries only durationMs");
+        assert_eq!(
+            m.keys().collect::<Vec<_>>(),
+            vec!["durationMs"],
+            "MI report carries only durationMs"
+        );
     }
     emu.shutdown("spindown");
     let res = results.lock().unwrap().clone();
@@ -211,12 +299,23 @@ fn managed_instances_rules() {
     assert_eq!(res[1].1, 400);
     assert!(res[1].2.contains("ValidationError"));
     assert_eq!(res[2].1, 200);
-    let evs: Vec<&str> = res.iter().filter(|r| r.0 == "event").map(|r| r.2.as_str()).collect();
+    let evs: Vec<&str> = res
+        .iter()
+        .filter(|r| r.0 == "event")
+        .map(|r| r.2.as_str())
+        .collect();
     assert_eq!(evs, vec!["SHUTDOWN"]);
     let is = l.wait_type("platform.initStart", None, S).unwrap();
-    assert_eq!(is["record"]["initializationType"], "lambda-managed-instances");
+    assert_eq!(
+        is["record"]["initializationType"],
+        "lambda-managed-instances"
+    );
     assert_eq!(is["record"]["functionName"], "emulated-fn");
     assert_eq!(is["record"]["instanceMaxMemory"], 128u64 * 1024 * 1024);
-    let starts = l.records().into_iter().filter(|r: &Value| r["type"] == "platform.start").count();
+    let starts = l
+        .records()
+        .into_iter()
+        .filter(|r: &Value| r["type"] == "platform.start")
+        .count();
     assert_eq!(starts, 3);
 }
