@@ -18,4 +18,6 @@ pub mod metrics;
 pub mod logs;
 pub mod flush;
 pub mod datadog;
+pub mod sigv4;
+pub mod secrets;
 pub mod shell;
