@@ -11,6 +11,7 @@
 mod listener;
 mod logger;
 mod runtime_api;
+mod secrets;
 mod ship;
 
 use crate::config::{Config, SubscribeMode};
@@ -106,7 +107,9 @@ pub fn run() -> i32 {
     let policy = FlushControl::new(strategy, now_ms());
     let mut core = Core::new(cfg.managed_instances, policy, Datadog::new(&cfg, &registration));
     let mut shipper = ship::Shipper::new(cfg.api_key.clone(), &cfg.metrics_url, &cfg.logs_url);
-    if cfg.api_key.is_none() {
+    // DD_API_KEY_SECRET_ARN: fetched once the first `next` is out (not on init's path).
+    let mut key_secret = if cfg.api_key.is_none() { cfg.api_key_secret_arn.clone() } else { None };
+    if cfg.api_key.is_none() && key_secret.is_none() {
         log::error!("DD_API_KEY is not set: metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)");
     }
     core.flush_timeout_ms = cfg.flush_timeout_ms as i64;
@@ -162,6 +165,9 @@ pub fn run() -> i32 {
             Action::CallNext => {
                 shipper.settle();
                 let _ = go_tx.send(());
+                if let Some(arn) = key_secret.take() {
+                    shipper.await_api_key(secrets::spawn_fetch(arn));
+                }
                 continue;
             }
             Action::Exit => {

@@ -16,6 +16,7 @@
 
 use crate::datadog::Datadog;
 use std::io::Read;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct Shipper {
     validate_urls: [String; 2],
     last_contact_ms: i64,
     warmer: Option<JoinHandle<()>>,
+    /// The key on its way from Secrets Manager (`DD_API_KEY_SECRET_ARN`).
+    key_rx: Option<Receiver<Result<String, String>>>,
     pub stats: ShipStats,
 }
 
@@ -68,12 +71,49 @@ impl Shipper {
             validate_urls: [format!("{metrics_url}/api/v1/validate"), format!("{logs_url}/api/v1/validate")],
             last_contact_ms: 0,
             warmer: None,
+            key_rx: None,
             stats: ShipStats::default(),
         }
     }
 
+    pub fn set_api_key(&mut self, api_key: Option<String>) {
+        self.api_key = api_key;
+    }
+
+    /// The key will arrive on `rx` (see `shell::secrets`): flushes wait for
+    /// it within their deadline and keep the payloads while it is pending.
+    pub fn await_api_key(&mut self, rx: Receiver<Result<String, String>>) {
+        self.key_rx = Some(rx);
+    }
+
+    /// Takes the pending key if it has come (waiting until `wait_until_ms`).
+    /// Returns true while it is still pending.
+    fn key_pending(&mut self, wait_until_ms: i64) -> bool {
+        let Some(rx) = &self.key_rx else { return false };
+        let wait = (wait_until_ms - super::now_ms()).max(0) as u64;
+        let got = match rx.recv_timeout(Duration::from_millis(wait)) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => return true,
+            Err(RecvTimeoutError::Disconnected) => Err("the fetch thread stopped".into()),
+        };
+        self.key_rx = None;
+        match got {
+            Ok(key) => {
+                log::debug!("API key read from DD_API_KEY_SECRET_ARN");
+                self.set_api_key(Some(key));
+            }
+            Err(e) => log::error!(
+                "DD_API_KEY_SECRET_ARN: could not read the API key from Secrets Manager: {e}; metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)"
+            ),
+        }
+        false
+    }
+
     /// Opens the intake connections in the background (called after INVOKE).
     pub fn warm_up(&mut self, now_ms: i64) {
+        if self.key_pending(now_ms) {
+            return;
+        }
         let Some(key) = self.api_key.clone() else { return };
         if self.warmer.is_some() || now_ms - self.last_contact_ms < WARM_AFTER_IDLE_MS {
             return;
@@ -108,6 +148,10 @@ impl Shipper {
     /// Returns true when nothing is left.
     pub fn flush(&mut self, dd: &mut Datadog, deadline_ms: i64) -> bool {
         self.settle();
+        if self.key_pending(deadline_ms - 5) {
+            log::warn!("the API key from DD_API_KEY_SECRET_ARN has not come yet: keeping the payloads");
+            return false;
+        }
         if self.api_key.is_none() {
             let mut n = 0;
             if let Some(m) = &mut dd.metrics {
@@ -206,5 +250,30 @@ impl Shipper {
             std::thread::sleep(Duration::from_millis(backoff as u64));
             backoff = (backoff * 2).min(1000);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_from_a_pending_fetch() {
+        let mut s = Shipper::new(None, "http://127.0.0.1:9", "http://127.0.0.1:9");
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.await_api_key(rx);
+        assert!(s.key_pending(super::super::now_ms() + 20), "nothing sent yet");
+        assert!(s.api_key.is_none());
+        tx.send(Ok("k1".to_string())).unwrap();
+        assert!(!s.key_pending(0));
+        assert_eq!(s.api_key.as_deref(), Some("k1"));
+        assert!(!s.key_pending(0), "resolved once");
+
+        let mut s = Shipper::new(None, "http://127.0.0.1:9", "http://127.0.0.1:9");
+        let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
+        s.await_api_key(rx);
+        drop(tx); // a failed fetch thread: no key, nothing pending any more
+        assert!(!s.key_pending(0));
+        assert!(s.api_key.is_none() && s.key_rx.is_none());
     }
 }
