@@ -195,6 +195,7 @@ impl RequestReader {
     }
 
     /// Parses as far as the buffered bytes allow. See [`Event`].
+    #[allow(clippy::should_implement_trait)] // the event borrows the reader
     pub fn next(&mut self) -> Event<'_> {
         self.release();
         loop {
@@ -265,7 +266,9 @@ impl RequestReader {
         }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
-        let head_len = match req.parse(data) {
+        // Never look past the limit: the outcome then does not depend on how
+        // the bytes were split across reads.
+        let head_len = match req.parse(&data[..data.len().min(self.max_head)]) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 return if data.len() > self.max_head {
@@ -367,28 +370,30 @@ impl RequestReader {
         let result = loop {
             let data = &self.buf[base + rd..base + avail];
             match chunk {
-                Chunk::Size => match httparse::parse_chunk_size(data) {
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        if used > MAX_CHUNK_LINE {
-                            break Err(State::Bad("chunk-size line too long"));
+                Chunk::Size => {
+                    match httparse::parse_chunk_size(&data[..data.len().min(MAX_CHUNK_LINE)]) {
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            if used > MAX_CHUNK_LINE {
+                                break Err(State::Bad("chunk-size line too long"));
+                            }
+                            rd += used;
+                            if size == 0 {
+                                chunk = Chunk::Trailers(rd);
+                            } else if size > (self.max_body - (dec - head.len)) as u64 {
+                                break Err(State::TooLarge);
+                            } else {
+                                chunk = Chunk::Data(size);
+                            }
                         }
-                        rd += used;
-                        if size == 0 {
-                            chunk = Chunk::Trailers(rd);
-                        } else if size > (self.max_body - (dec - head.len)) as u64 {
-                            break Err(State::TooLarge);
-                        } else {
-                            chunk = Chunk::Data(size);
+                        Ok(httparse::Status::Partial) if data.len() <= MAX_CHUNK_LINE => {
+                            break Ok(None)
                         }
+                        Ok(httparse::Status::Partial) => {
+                            break Err(State::Bad("chunk-size line too long"))
+                        }
+                        Err(_) => break Err(State::Bad("invalid chunk size")),
                     }
-                    Ok(httparse::Status::Partial) if data.len() <= MAX_CHUNK_LINE => {
-                        break Ok(None)
-                    }
-                    Ok(httparse::Status::Partial) => {
-                        break Err(State::Bad("chunk-size line too long"))
-                    }
-                    Err(_) => break Err(State::Bad("invalid chunk size")),
-                },
+                }
                 Chunk::Data(rem) => {
                     let n = (data.len() as u64).min(rem) as usize;
                     if n == 0 {

@@ -665,7 +665,7 @@ impl<'a> Value<'a> {
         }
         let f = self.as_f64()?;
         // 2^64 is exactly representable; everything below it converts exactly.
-        if f.fract() == 0.0 && f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+        if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) {
             Some(f as u64)
         } else {
             None
