@@ -38,6 +38,8 @@ struct Proc {
     killed: bool,
     is_thread: bool,
     pid: Option<u32>,
+    /// stdout/stderr pipes of this process not yet at EOF.
+    readers_open: usize,
 }
 
 impl Proc {
@@ -103,9 +105,15 @@ pub(crate) struct State {
     subs: Vec<Sub>,
     deliveries: Vec<Delivery>,
     delivery_faults_left: usize,
+    /// Delivery attempts on the wire: (attempt key, socket clone).
+    in_flight: Vec<(u64, Option<TcpStream>)>,
+    /// Attempt keys found unanswered when a freeze began.
+    spanned: Vec<u64>,
     freezes: Vec<Freeze>,
     frozen: bool,
     output: Vec<OutputLine>,
+    /// stdout/stderr pipes not yet at EOF.
+    readers_open: usize,
     events: Vec<Event>,
     invocations: usize,
     invoking: bool,
@@ -183,7 +191,15 @@ impl Shared {
         st.freezes.push(Freeze {
             start_ms: at,
             end_ms: None,
-        });
+        }); // A delivery whose answer has not arrived yet would stall in a real
+            // freeze: remember it (decided causally, not by timestamps).
+        let unanswered: Vec<u64> = st
+            .in_flight
+            .iter()
+            .filter(|(_, s)| s.as_ref().map(|s| !answer_available(s)).unwrap_or(true))
+            .map(|(k, _)| *k)
+            .collect();
+        st.spanned.extend(unanswered);
     }
 
     fn thaw(&self, st: &mut State) {
@@ -205,6 +221,27 @@ impl Shared {
         }
         self.cv.notify_all();
     }
+}
+
+/// Whether the peer already sent something (or closed) on this socket,
+/// without consuming it and without blocking.
+#[cfg(target_os = "linux")]
+fn answer_available(s: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    extern "C" {
+        fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
+    }
+    const MSG_PEEK: i32 = 0x2;
+    const MSG_DONTWAIT: i32 = 0x40;
+    let mut b = [0u8; 1];
+    // SAFETY: valid fd owned by `s`, valid 1-byte buffer.
+    let n = unsafe { recv(s.as_raw_fd(), b.as_mut_ptr(), 1, MSG_PEEK | MSG_DONTWAIT) };
+    n >= 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn answer_available(_s: &TcpStream) -> bool {
+    true
 }
 
 fn type_selected(types: &[String], ty: &str) -> bool {
@@ -277,6 +314,7 @@ pub struct Emulator {
 }
 
 static EMU_SEQ: AtomicU64 = AtomicU64::new(0);
+static DELIVERY_KEY: AtomicU64 = AtomicU64::new(1);
 
 impl Emulator {
     /// Bind the Runtime API on 127.0.0.1:0, emit `platform.initStart`, exec
@@ -311,9 +349,12 @@ impl Emulator {
                 subs: vec![],
                 deliveries: vec![],
                 delivery_faults_left: faults_left,
+                in_flight: vec![],
+                spanned: vec![],
                 freezes: vec![],
                 frozen: false,
                 output: vec![],
+                readers_open: 0,
                 events: vec![],
                 invocations: 0,
                 invoking: false,
@@ -519,7 +560,10 @@ impl Emulator {
         self.sh.lock().freezes.clone()
     }
 
-    /// Whether the interval `[a, b]` (test clock) overlaps any freeze.
+    /// Whether the interval `[a, b]` (test clock) overlaps any freeze. For
+    /// the extension's own flushes use the intake's `at_ms` (request fully
+    /// received, before the intake answers): if a freeze starts before it,
+    /// the extension called `next` with a flush still in flight.
     pub fn spans_freeze(&self, a: f64, b: f64) -> bool {
         self.freezes().iter().any(|f| f.overlaps(a, b))
     }
@@ -528,9 +572,21 @@ impl Emulator {
         self.sh.lock().frozen
     }
 
-    /// Everything the extensions printed.
+    /// Everything the extensions printed. For processes that already
+    /// exited, waits (≤ 500 ms) until their pipes are drained, so the last
+    /// lines are there.
     pub fn output(&self) -> Vec<OutputLine> {
-        self.sh.lock().output.clone()
+        let until = now_ms() + 500.0;
+        let mut st = self.sh.lock();
+        while st
+            .procs
+            .iter()
+            .any(|p| p.exited_ms.is_some() && p.readers_open > 0)
+            && now_ms() < until
+        {
+            st = self.sh.wait_until(st, until);
+        }
+        st.output.clone()
     }
 
     /// Lines extensions printed on stdout.
@@ -569,14 +625,14 @@ impl Emulator {
         }
     }
 
-    /// Deliveries whose `[started_ms, finished_ms]` overlaps a freeze (the
-    /// platform never starts one while frozen, so any hit means the extension
-    /// called `next` before answering a delivery).
+    /// Delivery attempts that were on the wire, unanswered, when the sandbox
+    /// froze (see [`Delivery::spanned_freeze`]): the extension called `next`
+    /// before its listener answered the platform. The platform never starts
+    /// an attempt while frozen.
     pub fn deliveries_spanning_freeze(&self) -> Vec<Delivery> {
-        let fr = self.freezes();
         self.deliveries()
             .into_iter()
-            .filter(|d| fr.iter().any(|f| f.overlaps(d.started_ms, d.finished_ms)))
+            .filter(|d| d.spanned_freeze)
             .collect()
     }
 }
@@ -682,6 +738,7 @@ fn spawn_extension(
                     killed: false,
                     is_thread: false,
                     pid: None,
+                    readers_open: 0,
                 });
             }
             let mut child = match cmd.spawn() {
@@ -697,10 +754,10 @@ fn spawn_extension(
             let out = child.stdout.take();
             let err = child.stderr.take();
             if let Some(o) = out {
-                spawn_reader(sh.clone(), spec.name.clone(), Stream::Stdout, o);
+                spawn_reader(sh.clone(), idx, spec.name.clone(), Stream::Stdout, o);
             }
             if let Some(e) = err {
-                spawn_reader(sh.clone(), spec.name.clone(), Stream::Stderr, e);
+                spawn_reader(sh.clone(), idx, spec.name.clone(), Stream::Stderr, e);
             }
             let child = Arc::new(Mutex::new(child));
             sh.children.lock().unwrap().push((idx, child.clone()));
@@ -723,6 +780,7 @@ fn spawn_extension(
                     killed: false,
                     is_thread: true,
                     pid: None,
+                    readers_open: 0,
                 });
             }
             let f = f.clone();
@@ -747,17 +805,29 @@ fn spawn_extension(
 
 fn spawn_reader<R: std::io::Read + Send + 'static>(
     sh: Arc<Shared>,
+    idx: usize,
     name: String,
     stream: Stream,
     r: R,
 ) {
+    {
+        let mut st = sh.lock();
+        st.readers_open += 1;
+        st.procs[idx].readers_open += 1;
+    }
     std::thread::spawn(move || {
         let mut br = BufReader::new(r);
         let mut buf = Vec::new();
         loop {
             buf.clear();
             match br.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    let mut st = sh.lock();
+                    st.readers_open -= 1;
+                    st.procs[idx].readers_open -= 1;
+                    sh.cv.notify_all();
+                    break;
+                }
                 Ok(_) => {}
             }
             while buf.ends_with(b"\n") || buf.ends_with(b"\r") {
@@ -883,15 +953,17 @@ fn serve_conn(sh: Arc<Shared>, stream: TcpStream, conn: u64) {
             return;
         };
         let close = req.wants_close();
-        let ok = http::write_response(&mut writer, status, &headers, &body, close).is_ok();
+        // Recorded just before the answer is written, so whoever saw the
+        // answer also finds it in wire().
         {
             let mut st = sh.lock();
             let w = &mut st.wire[seq];
             w.status = Some(status);
             w.answered_ms = Some(now_ms());
-            w.answer_headers = headers;
-            w.answer_body = body;
+            w.answer_headers = headers.clone();
+            w.answer_body = body.clone();
         }
+        let ok = http::write_response(&mut writer, status, &headers, &body, close).is_ok();
         if !ok || close {
             return;
         }
@@ -1470,9 +1542,9 @@ fn finish_init(sh: &Arc<Shared>, mut st: MutexGuard<'_, State>, result: Option<(
             for e in st.exts.iter_mut() {
                 e.queue.push_back(json!({"eventType": "FUTURE_EVENT", "deadlineMs": to_unix_ms(now) as u64 + 1000, "futureField": true}));
             }
-        } else {
-            sh.freeze(&mut st, now);
         }
+        // On demand, INIT is triggered by an invocation that follows at
+        // once: the sandbox is not frozen between INIT and the first INVOKE.
     }
     sh.cv.notify_all();
 }
@@ -1845,6 +1917,11 @@ fn do_shutdown(sh: &Arc<Shared>, reason: &str) -> ShutdownOutcome {
     {
         st = sh.wait_until(st, until);
     }
+    // Let the output readers drain what the processes printed last.
+    let until = now_ms() + 1000.0;
+    while st.readers_open > 0 && now_ms() < until {
+        st = sh.wait_until(st, until);
+    }
     let last_exit = st
         .procs
         .iter()
@@ -1986,6 +2063,8 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
         let attempts = 1 + sh.cfg.delivery_retries;
         let mut delivered = false;
         for attempt in 1..=attempts {
+            let key = DELIVERY_KEY.fetch_add(1, Ordering::Relaxed);
+            let started;
             {
                 // No delivery attempt starts while the sandbox is frozen.
                 let mut st = sh.lock();
@@ -1995,6 +2074,8 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
                 if st.stopping {
                     return;
                 }
+                st.in_flight.push((key, None));
+                started = now_ms();
             }
             let fault = {
                 let mut st = sh.lock();
@@ -2005,13 +2086,19 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
                     false
                 }
             };
-            let started = now_ms();
             let res = if fault {
                 post_truncated(&info, &body)
             } else {
-                post(&sh, &mut conn, &info, &body)
+                post(&sh, &mut conn, &info, &body, key)
             };
             let finished = now_ms();
+            let spanned_freeze = {
+                let mut st = sh.lock();
+                st.in_flight.retain(|(k, _)| *k != key);
+                let hit = st.spanned.contains(&key);
+                st.spanned.retain(|k| *k != key);
+                hit
+            };
             let (status, error) = match res {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),
@@ -2030,6 +2117,7 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
                     status,
                     error,
                     dropped: !ok && last,
+                    spanned_freeze,
                 });
                 sh.cv.notify_all();
             }
@@ -2068,6 +2156,7 @@ fn post(
     conn: &mut Option<ClientConn>,
     info: &Subscription,
     body: &[u8],
+    key: u64,
 ) -> Result<u16, String> {
     let timeout = Duration::from_millis(sh.cfg.delivery_timeout_ms);
     let host = format!("sandbox.localdomain:{}", info.addr.port());
@@ -2085,6 +2174,12 @@ fn post(
             *conn = Some(c);
         }
         let c = conn.as_mut().unwrap();
+        if let Ok(clone) = c.reader.get_ref().try_clone() {
+            let mut st = sh.lock();
+            if let Some(e) = st.in_flight.iter_mut().find(|(k, _)| *k == key) {
+                e.1 = Some(clone);
+            }
+        }
         match c.request("POST", &info.path, &host, &headers, body) {
             Ok(r) => {
                 if !r.keep_alive() {

@@ -28,7 +28,7 @@ pub enum IntakeMode {
 pub struct IntakeRequest {
     /// When the request was fully read (test clock ms).
     pub at_ms: f64,
-    /// When it was answered (None for Reset).
+    /// When the answer was sent (taken just before writing it; None for Reset).
     pub answered_ms: Option<f64>,
     /// Connection number (same = same keep-alive connection).
     pub conn: u64,
@@ -292,14 +292,8 @@ fn serve(s: TcpStream, conn: u64, inner: Arc<(Mutex<IntakeState>, Condvar)>) {
             }
         };
         let close = req.wants_close();
-        let ok = http::write_response(
-            &mut w,
-            status,
-            &[("Content-Type".into(), "application/json".into())],
-            &body,
-            close,
-        )
-        .is_ok();
+        // Record the answer before sending it, so a client that saw the
+        // answer also sees it in requests().
         {
             let mut st = inner.0.lock().unwrap();
             if let Some(r) = st.requests.get_mut(idx) {
@@ -308,6 +302,14 @@ fn serve(s: TcpStream, conn: u64, inner: Arc<(Mutex<IntakeState>, Condvar)>) {
             }
             inner.1.notify_all();
         }
+        let ok = http::write_response(
+            &mut w,
+            status,
+            &[("Content-Type".into(), "application/json".into())],
+            &body,
+            close,
+        )
+        .is_ok();
         if !ok || close {
             return;
         }

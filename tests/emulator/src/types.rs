@@ -393,6 +393,11 @@ pub struct Delivery {
     pub error: Option<String>,
     /// Whether the batch was dropped after this (last) failed attempt.
     pub dropped: bool,
+    /// The sandbox froze while this attempt was on the wire and the
+    /// subscriber had not answered yet (checked on the socket at the moment
+    /// of the freeze, so scheduling delays cause no false positives). On
+    /// Lambda such a delivery stalls until the next thaw.
+    pub spanned_freeze: bool,
 }
 
 impl Delivery {

@@ -43,12 +43,7 @@ fn failed_deliveries_are_retried_then_dropped_with_logs_dropped() {
     };
     let emu = Emulator::start(cfg).unwrap();
     assert!(emu.wait_init(S).ok);
-    // nothing is delivered while frozen after INIT
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(emu.deliveries().is_empty());
-    // the invocation thaws the sandbox long enough for 3 attempts
-    emu.invoke(Invocation::new(300));
-    assert!(emu.deliveries().iter().any(|d| d.dropped));
+    assert!(emu.wait_for(S, |e| e.deliveries().iter().any(|d| d.dropped)));
     let d = emu.deliveries();
     let first_drop = d.iter().position(|d| d.dropped).unwrap();
     assert_eq!(d[first_drop].attempt, 3);
