@@ -400,3 +400,83 @@ fn extension_that_calls_next_early_sees_report_only_after_thaw() {
         .wait_type("platform.report", Some(&o.request_id), S)
         .is_some());
 }
+
+#[test]
+fn delivery_left_unanswered_at_freeze_is_flagged() {
+    use std::io::BufReader;
+    use std::net::TcpListener;
+    // A careless listener: hands the batch on first, answers 150 ms later.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                while let Ok(Some(req)) = http::read_request(&mut r) {
+                    let v: Value = serde_json::from_slice(&req.body).unwrap();
+                    let _ = tx.send(v);
+                    std::thread::sleep(Duration::from_millis(150));
+                    if http::write_response(&mut w, 200, &[], b"", false).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let rx = Mutex::new(rx);
+    let spec = ExtensionSpec::thread("careless", move |env| {
+        let mut c = ExtClient::register(&env.api(), "careless", &["INVOKE", "SHUTDOWN"]).unwrap();
+        let uri = format!("http://sandbox.localdomain:{port}/");
+        let body = lambda_emulator::fake::subscription_body(
+            &uri,
+            "2022-12-13",
+            &["platform"],
+            1000,
+            262144,
+            25,
+        );
+        assert_eq!(c.subscribe(&body).unwrap().status, 200);
+        let rx = rx.lock().unwrap();
+        loop {
+            let ev = c.next().unwrap();
+            if ev["eventType"] == "SHUTDOWN" {
+                break;
+            }
+            let rid = ev["requestId"].as_str().unwrap().to_string();
+            // wait for runtimeDone, then go straight to next (before the
+            // listener answered the platform)
+            while let Ok(b) = rx.recv_timeout(S) {
+                let done = b.as_array().unwrap().iter().any(|r| {
+                    r["type"] == "platform.runtimeDone" && r["record"]["requestId"] == rid.as_str()
+                });
+                if done {
+                    break;
+                }
+            }
+        }
+    });
+    let emu = Emulator::start(Config {
+        extensions: vec![spec],
+        ..Config::default()
+    })
+    .unwrap();
+    assert!(emu.wait_init(S).ok);
+    let o = emu.invoke(Invocation::new(20));
+    assert!(o.error.is_none());
+    emu.wait_for(S, |e| {
+        e.deliveries()
+            .iter()
+            .any(|d| d.types().contains(&"platform.runtimeDone".into()))
+    });
+    let spanning = emu.deliveries_spanning_freeze();
+    assert_eq!(spanning.len(), 1, "{:?}", emu.deliveries());
+    assert!(spanning[0]
+        .types()
+        .contains(&"platform.runtimeDone".to_string()));
+    assert!(spanning[0].ok());
+    emu.shutdown("spindown");
+}
