@@ -1313,6 +1313,70 @@ mod tests {
         assert_eq!(ok(&out).as_str().unwrap(), all);
     }
 
+    /// Cheap stand-in for the fuzzer in plain `cargo test`: mutated and
+    /// truncated documents never panic, and `parse` and `Reader` agree.
+    #[test]
+    fn mutated_documents_parse_and_reader_agree() {
+        fn count(r: &mut Reader<'_>) -> Result<usize, Error> {
+            let mut n = 1;
+            match r.peek() {
+                Some(Type::Array) => {
+                    r.array(|r| {
+                        n += count(r)?;
+                        Ok(())
+                    })?;
+                }
+                Some(Type::Object) => {
+                    r.object(|_, r| {
+                        n += count(r)?;
+                        Ok(())
+                    })?;
+                }
+                _ => r.skip()?,
+            }
+            Ok(n)
+        }
+        fn walk(v: Value<'_>) -> usize {
+            let _ = (v.as_str(), v.as_f64(), v.as_u64(), v.as_i64(), v.as_bool());
+            1 + v.as_array().map_or(0, |a| a.map(walk).sum::<usize>())
+                + v.as_object()
+                    .map_or(0, |o| o.map(|(_, v)| walk(v)).sum::<usize>())
+        }
+        let base = br#"[{"a":[1,-2.5e3,true,false,null],"b\u00e9":"x\"y\\z\ud83d\ude00","c":{"d":{}},"e":[]}, "s", 0]"#;
+        let alphabet = b"{}[]\",:\\u0e-+.tfnl \t\n0123456789aE";
+        let mut seed = 0x9E3779B97F4A7C15u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let mut doc = base.to_vec();
+            for _ in 0..(rnd() % 4 + 1) {
+                if doc.is_empty() {
+                    break;
+                }
+                let at = (rnd() % doc.len() as u64) as usize;
+                match rnd() % 3 {
+                    0 => doc[at] = alphabet[(rnd() % alphabet.len() as u64) as usize],
+                    1 => {
+                        doc.remove(at);
+                    }
+                    _ => doc.truncate(at.max(1)),
+                }
+            }
+            let text = String::from_utf8_lossy(&doc);
+            let parsed = parse(&text);
+            let mut r = Reader::new(&text);
+            let pulled = count(&mut r).and_then(|n| r.finish().map(|_| n));
+            match parsed {
+                Ok(v) => assert_eq!(pulled, Ok(walk(v)), "{text}"),
+                Err(_) => assert!(pulled.is_err(), "{text}"),
+            }
+        }
+    }
+
     #[test]
     fn scan_plain_finds_specials_at_every_offset() {
         for len in 0..20 {

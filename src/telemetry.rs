@@ -1167,6 +1167,44 @@ mod tests {
         );
     }
 
+    /// Mutated real batches: never a panic, and Err exactly when the body is
+    /// not a valid JSON array.
+    #[test]
+    fn mutated_batches() {
+        let (base, _) = sample_batch(2);
+        let mut seed = 0x2545F4914F6CDD1Du64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"{}[]\",:\\ 0123456789.-etfnu";
+        for _ in 0..5_000 {
+            let mut body = base.clone();
+            for _ in 0..(rnd() % 3 + 1) {
+                let at = (rnd() % body.len() as u64) as usize;
+                if rnd() % 2 == 0 {
+                    body[at] = alphabet[(rnd() % alphabet.len() as u64) as usize];
+                } else {
+                    body.remove(at);
+                }
+            }
+            let valid_array = crate::json::parse_bytes(&body)
+                .ok()
+                .and_then(|v| v.as_array().map(|a| a.count()));
+            match (parse_batch(&body), valid_array) {
+                (Ok(b), Some(n)) => assert_eq!(b.records.len() + b.rejected, n),
+                (Err(_), None) => {}
+                (got, want) => panic!(
+                    "{:?} vs {want:?}: {}",
+                    got.map(|b| b.records.len()),
+                    String::from_utf8_lossy(&body)
+                ),
+            }
+        }
+    }
+
     /// A realistic batch: per invocation start, 3 function log lines (text and
     /// JSON), runtimeDone with spans, report.
     pub(crate) fn sample_batch(invocations: usize) -> (Vec<u8>, usize) {
