@@ -191,8 +191,12 @@ impl Shared {
         st.freezes.push(Freeze {
             start_ms: at,
             end_ms: None,
-        }); // A delivery whose answer has not arrived yet would stall in a real
-            // freeze: remember it (decided causally, not by timestamps).
+        });
+        if self.cfg.freeze_processes {
+            signal_procs(st, SIGSTOP);
+        }
+        // A delivery whose answer has not arrived yet would stall in a real
+        // freeze: remember it (decided causally, not by timestamps).
         let unanswered: Vec<u64> = st
             .in_flight
             .iter()
@@ -207,6 +211,9 @@ impl Shared {
             return;
         }
         st.frozen = false;
+        if self.cfg.freeze_processes {
+            signal_procs(st, SIGCONT);
+        }
         if let Some(f) = st.freezes.last_mut() {
             f.end_ms = Some(now_ms());
         }
@@ -221,6 +228,29 @@ impl Shared {
         }
         self.cv.notify_all();
     }
+}
+
+const SIGCONT: i32 = 18;
+const SIGSTOP: i32 = 19;
+
+/// Send a signal to every live extension process (Linux; no-op elsewhere).
+fn signal_procs(st: &State, sig: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        for p in st.procs.iter().filter(|p| p.alive()) {
+            if let Some(pid) = p.pid {
+                // SAFETY: plain syscall on a child we spawned and have not reaped.
+                unsafe {
+                    kill(pid as i32, sig);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (st, sig);
 }
 
 /// Whether the peer already sent something (or closed) on this socket,
@@ -1537,14 +1567,16 @@ fn finish_init(sh: &Arc<Shared>, mut st: MutexGuard<'_, State>, result: Option<(
     st.init_done_ms = Some(now);
     st.init_finished = true;
     st.registration_closed = true;
-    if status == "success" {
-        if sh.cfg.faults.next_unknown_event {
-            for e in st.exts.iter_mut() {
-                e.queue.push_back(json!({"eventType": "FUTURE_EVENT", "deadlineMs": to_unix_ms(now) as u64 + 1000, "futureField": true}));
-            }
+    // On demand, INIT is triggered by an invocation that follows at once:
+    // the sandbox is not frozen between INIT and the first INVOKE.
+    if status == "success" && sh.cfg.faults.next_unknown_event {
+        for e in st.exts.iter_mut() {
+            e.queue.push_back(json!({
+                "eventType": "FUTURE_EVENT",
+                "deadlineMs": to_unix_ms(now) as u64 + 1000,
+                "futureField": true,
+            }));
         }
-        // On demand, INIT is triggered by an invocation that follows at
-        // once: the sandbox is not frozen between INIT and the first INVOKE.
     }
     sh.cv.notify_all();
 }

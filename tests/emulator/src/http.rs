@@ -130,6 +130,12 @@ fn read_body<R: BufRead>(
 /// Read one request from a keep-alive connection. `Ok(None)` on a clean EOF
 /// before any byte of a new request.
 pub fn read_request<R: BufRead>(r: &mut R) -> io::Result<Option<Request>> {
+    read_request_timed(r).map(|o| o.map(|(q, _)| q))
+}
+
+/// Like [`read_request`], also returning when the request line arrived
+/// (test clock ms).
+pub fn read_request_timed<R: BufRead>(r: &mut R) -> io::Result<Option<(Request, f64)>> {
     let line = loop {
         match read_line_crlf(r, 64 * 1024)? {
             None => return Ok(None),
@@ -137,6 +143,7 @@ pub fn read_request<R: BufRead>(r: &mut R) -> io::Result<Option<Request>> {
             Some(l) => break l,
         }
     };
+    let line_ms = crate::util::now_ms();
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
@@ -148,12 +155,15 @@ pub fn read_request<R: BufRead>(r: &mut R) -> io::Result<Option<Request>> {
     }
     let headers = read_headers(r)?;
     let body = read_body(r, &headers, false)?;
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
+    Ok(Some((
+        Request {
+            method,
+            path,
+            headers,
+            body,
+        },
+        line_ms,
+    )))
 }
 
 /// Standard reason phrase for the status codes we use.

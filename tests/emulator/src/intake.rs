@@ -26,6 +26,8 @@ pub enum IntakeMode {
 /// One request the intake received.
 #[derive(Clone, Debug)]
 pub struct IntakeRequest {
+    /// When its request line arrived (test clock ms).
+    pub started_ms: f64,
     /// When the request was fully read (test clock ms).
     pub at_ms: f64,
     /// When the answer was sent (taken just before writing it; None for Reset).
@@ -234,7 +236,7 @@ fn serve(s: TcpStream, conn: u64, inner: Arc<(Mutex<IntakeState>, Condvar)>) {
     let mut r = BufReader::new(rs);
     let mut w = s;
     loop {
-        let req: Request = match http::read_request(&mut r) {
+        let (req, started): (Request, f64) = match http::read_request_timed(&mut r) {
             Ok(Some(q)) => q,
             Ok(None) => return,
             Err(_) => {
@@ -252,6 +254,7 @@ fn serve(s: TcpStream, conn: u64, inner: Arc<(Mutex<IntakeState>, Condvar)>) {
         let idx = {
             let mut st = inner.0.lock().unwrap();
             st.requests.push(IntakeRequest {
+                started_ms: started,
                 at_ms: at,
                 answered_ms: None,
                 conn,

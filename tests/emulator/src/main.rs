@@ -92,6 +92,8 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
     cfg.function.name = "demo-fn".into();
     cfg.function.memory_mb = 256;
     cfg.runtime_init_ms = 25;
+    // SIGSTOP the extension while the sandbox is frozen, as Lambda does.
+    cfg.freeze_processes = true;
     cfg.env = vec![
         ("DD_API_KEY".into(), "demo-key".into()),
         ("DD_SITE".into(), "datadoghq.com".into()),
@@ -105,7 +107,10 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
         "lambda-emulator demo: {} sandbox, function demo-fn (256 MB, us-east-1), extension {name:?}",
         cfg.mode.init_type()
     );
-    println!("fake Datadog intake at {}\n", intake.url());
+    println!(
+        "fake Datadog intake at {}; the extension is SIGSTOPped while frozen\n",
+        intake.url()
+    );
     let emu = match Emulator::start(cfg) {
         Ok(e) => e,
         Err(e) => {
@@ -363,6 +368,22 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
         records,
         sd.undelivered_records
     );
+    let freezes = emu.freezes();
+    let frozen_intake = reqs
+        .iter()
+        .filter(|r| {
+            freezes.iter().any(|f| {
+                let end = f.end_ms.unwrap_or(f64::MAX);
+                // straddles the freeze start, or arrived while frozen
+                r.at_ms > f.start_ms && (r.started_ms < f.start_ms || r.at_ms < end)
+            })
+        })
+        .count();
+    if frozen_intake > 0 {
+        println!(
+            "  WARNING: {frozen_intake} intake request(s) were in flight when the sandbox froze"
+        );
+    }
     let spanning = emu.deliveries_spanning_freeze().len();
     if spanning > 0 {
         println!("  WARNING: {spanning} deliveries overlapped a freeze");

@@ -195,6 +195,10 @@ pub struct Config {
     pub delivery_timeout_ms: u64,
     /// Also print extension output to this process's stderr (debugging).
     pub echo_output: bool,
+    /// Really freeze: SIGSTOP the extension processes while the sandbox is
+    /// frozen and SIGCONT them at the thaw (Linux), so a request the
+    /// extension left in flight stalls as on Lambda. Off by default.
+    pub freeze_processes: bool,
 }
 
 impl Default for Config {
@@ -213,6 +217,7 @@ impl Default for Config {
             delivery_backoff_ms: 50,
             delivery_timeout_ms: 5000,
             echo_output: false,
+            freeze_processes: false,
         }
     }
 }

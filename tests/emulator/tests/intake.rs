@@ -121,3 +121,22 @@ fn answer_modes() {
     fi.clear();
     assert!(fi.requests().is_empty());
 }
+
+#[test]
+fn started_ms_is_when_the_request_line_arrived() {
+    use std::io::Write as _;
+    let fi = FakeIntake::start();
+    let mut s = std::net::TcpStream::connect(fi.addr()).unwrap();
+    let t0 = lambda_emulator::now_ms();
+    s.write_all(b"POST /api/v2/logs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    s.write_all(b"]").unwrap();
+    assert!(fi.wait_until(Duration::from_secs(2), |r| r
+        .iter()
+        .any(|r| r.status.is_some())));
+    let r = &fi.requests()[0];
+    assert!(r.started_ms >= t0 && r.started_ms < t0 + 100.0);
+    assert!(r.at_ms - r.started_ms >= 100.0, "{r:?}");
+    assert_eq!(r.body, b"[]".to_vec());
+}

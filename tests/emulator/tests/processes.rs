@@ -155,3 +155,38 @@ fn managed_instances_process() {
     assert!(!out.iter().any(|l| l == "EVENT INVOKE"));
     assert!(out.contains(&"EVENT SHUTDOWN".to_string()));
 }
+
+#[test]
+fn freeze_processes_really_stops_the_extension() {
+    let mut c = cfg("ticker", "ticker");
+    c.freeze_processes = true;
+    let emu = Emulator::start(c).unwrap();
+    assert!(emu.wait_init(S).ok);
+    let o = emu.invoke(Invocation::new(30));
+    assert!(o.error.is_none());
+    std::thread::sleep(Duration::from_millis(300)); // frozen
+    let o2 = emu.invoke(Invocation::new(60));
+    assert!(o2.error.is_none());
+    let sd = emu.shutdown("spindown");
+    assert!(!sd.killed, "SIGCONT before SHUTDOWN");
+    let fr = emu.freezes()[0];
+    let end = fr.end_ms.unwrap();
+    assert!(end - fr.start_ms >= 290.0);
+    let ticks: Vec<f64> = emu
+        .output()
+        .iter()
+        .filter(|l| l.line.starts_with("TICK"))
+        .map(|l| l.at_ms)
+        .collect();
+    // nothing printed while stopped (a little slack at the edges for the pipe)
+    let inside = ticks
+        .iter()
+        .filter(|t| **t > fr.start_ms + 30.0 && **t < end - 5.0)
+        .count();
+    assert_eq!(inside, 0, "extension ran while frozen");
+    assert!(ticks.iter().any(|t| *t > end), "resumed after the thaw");
+    assert!(
+        ticks.iter().any(|t| *t < fr.start_ms),
+        "ran before the freeze"
+    );
+}

@@ -1,7 +1,8 @@
 //! A tiny real-process extension for the emulator's own tests.
 //! Its name is its file name (`argv[0]`), as on Lambda. Behaviour via env:
 //! - `FAKE_EXT_MODE`: `normal` (default), `hang_on_shutdown` (never exits after
-//!   SHUTDOWN), `crash_before_register` (exit 3 at once), `exit_code_7` (exit 7 on SHUTDOWN)
+//!   SHUTDOWN), `crash_before_register` (exit 3 at once), `exit_code_7` (exit 7 on SHUTDOWN),
+//!   `ticker` (a thread prints `TICK n` every 10 ms; next right after INVOKE)
 //! - `FAKE_EXT_SUBSCRIBE`: schema version to subscribe with (default 2022-12-13; `none` to skip)
 //! - `FAKE_EXT_POST_RUNTIME_MS`: after runtimeDone, sleep this long before next (default 0)
 //!
@@ -46,6 +47,14 @@ fn main() {
         &["INVOKE", "SHUTDOWN"]
     };
     let mut c = ExtClient::register(&api, &name, events).expect("register");
+    if mode == "ticker" {
+        std::thread::spawn(|| {
+            for n in 0.. {
+                println!("TICK {n}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+    }
     println!("REGISTERED {}", c.id);
     let schema = std::env::var("FAKE_EXT_SUBSCRIBE").unwrap_or_else(|_| "2022-12-13".into());
     let listener = TelemetryListener::start();
@@ -76,7 +85,7 @@ fn main() {
         };
         let ty = ev["eventType"].as_str().unwrap_or("?").to_string();
         println!("EVENT {ty}");
-        if ty == "INVOKE" {
+        if ty == "INVOKE" && mode != "ticker" {
             let rid = ev["requestId"].as_str().unwrap_or("").to_string();
             last_rid = rid.clone();
             let got =
