@@ -21,3 +21,5 @@ pub mod datadog;
 pub mod sigv4;
 pub mod secrets;
 pub mod shell;
+#[cfg(feature = "tokio")]
+pub mod shell_tokio;

@@ -1,0 +1,86 @@
+//! The telemetry listener on hyper: one task per connection, each POSTed
+//! batch parsed with `telemetry::parse_batch` and queued for the core.
+//!
+//! Answers: 200 for any JSON array (records that do not parse are counted,
+//! not refused: a 4xx would make the platform drop the whole batch); 400 for
+//! a body that is not a JSON array; 413 past the body limit; 405 for other
+//! methods; 503 once the core has gone.
+
+use super::Msg;
+use crate::telemetry::parse_batch;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use tokio::sync::mpsc::Sender;
+
+/// Binds `0.0.0.0:port` and serves on a task; returns the bound port.
+pub async fn start(port: u16, body_limit: usize, tx: Sender<Msg>) -> std::io::Result<u16> {
+    let l = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    let port = l.local_addr()?.port();
+    tokio::spawn(async move {
+        loop {
+            let stream = match l.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    log::warn!("telemetry listener: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| handle(req, body_limit, tx.clone()));
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await
+                {
+                    log::debug!("telemetry connection: {e}");
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+fn answer(status: StatusCode, body: &'static str) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    limit: usize,
+    tx: Sender<Msg>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.method() != Method::POST {
+        return answer(StatusCode::METHOD_NOT_ALLOWED, "POST only");
+    }
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.is::<http_body_util::LengthLimitError>() {
+                log::warn!("telemetry batch over {limit} bytes refused");
+                return answer(StatusCode::PAYLOAD_TOO_LARGE, "too large");
+            }
+            log::debug!("telemetry body read failed: {e}");
+            return answer(StatusCode::BAD_REQUEST, "body read failed");
+        }
+    };
+    match parse_batch(&body) {
+        Ok(batch) => {
+            if tx.send(Msg::Batch(batch)).await.is_err() {
+                return answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+            }
+            answer(StatusCode::OK, "OK")
+        }
+        Err(e) => {
+            log::warn!("telemetry batch refused: {}", e.0);
+            answer(StatusCode::BAD_REQUEST, e.0)
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The A/B shell (cargo feature `tokio`): the same core under the stack most
+//! Rust Lambda extensions are built on: a multi-thread tokio runtime, a hyper
+//! server for the telemetry listener, reqwest (hyper + rustls) for the
+//! Runtime API and the Datadog intake, serde/serde_json for the Extensions
+//! API messages.
+//!
+//! Behaviour is that of `crate::shell` (same core, same sink, same flush
+//! policy, same order of calls): only the I/O differs. Tasks replace the
+//! threads: the core loop runs in the `block_on` future; a poller task makes
+//! the `next` long-poll when the core allows it; the listener task accepts
+//! telemetry connections (one task each). They meet at one bounded channel.
+//!
+//! As in a typical extension (`#[tokio::main]`), the runtime and its worker
+//! threads start before anything else, and the HTTP client (with its rustls
+//! configuration and root store) is built before `register`. That is the
+//! point of the comparison: it is what such extensions pay on the
+//! cold-start path. Not meant for release.
+
+mod listener;
+mod logger;
+mod runtime_api;
+mod secrets;
+mod ship;
+
+use crate::config::{Config, SubscribeMode};
+use crate::core::{Action, Core};
+use crate::datadog::Datadog;
+use crate::extapi::{Event, SubscribeOutcome};
+use crate::flush::{FlushControl, Strategy};
+use crate::telemetry::Batch;
+use runtime_api::{ApiError, RuntimeApi};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Everything that reaches the core loop.
+pub enum Msg {
+    Batch(Batch),
+    Event(Result<Event, ApiError>),
+    Subscribed(SubscribeOutcome),
+}
+
+/// Capacity of the listener → core queue, in batches (as the std shell).
+const QUEUE_BATCHES: usize = 256;
+
+pub use crate::shell::now_ms;
+
+/// The name to register with: the executable's file name.
+fn extension_name() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("slimcap")
+        .to_string()
+}
+
+/// `#[tokio::main]` spelled out, so that the exit does not wait on a
+/// blocking task (a DNS lookup in flight) for longer than the budget allows.
+pub fn run() -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("[slimcap] ERROR tokio runtime: {e}");
+            return 1;
+        }
+    };
+    let code = rt.block_on(main_loop());
+    rt.shutdown_timeout(Duration::from_millis(50));
+    code
+}
+
+async fn main_loop() -> i32 {
+    // --- the cold-start critical path: straight to register ---
+    let runtime_api = match std::env::var("AWS_LAMBDA_RUNTIME_API") {
+        Ok(v) if !v.is_empty() => v,
+        _ => {
+            eprintln!("[slimcap] ERROR AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension");
+            return 1;
+        }
+    };
+    let managed = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
+        .map(|v| v.eq_ignore_ascii_case("lambda-managed-instances"))
+        .unwrap_or(false);
+    let name = extension_name();
+    let mut api = RuntimeApi::new(&runtime_api);
+    let registration = match api.register(&name, managed).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("[slimcap] ERROR register as {name:?} failed: {e}");
+            return 1;
+        }
+    };
+    // --- registered: the runtime may start now ---
+
+    let (cfg, warnings) = Config::from_lookup(|k| std::env::var(k).ok());
+    logger::init(cfg.log_level);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    log::debug!(
+        "registered as {name:?} (id {}), function {:?} (tokio shell)",
+        api.id(),
+        registration.function_name
+    );
+    if let Err(msg) = validate(&cfg) {
+        log::error!("{msg}");
+        if let Err(e) = api
+            .report_error("init/error", "Extension.ConfigInvalid", &msg)
+            .await
+        {
+            log::error!("init/error failed: {e}");
+        }
+        return 1;
+    }
+
+    let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_BATCHES);
+
+    // Bind the listener before subscribing: the platform starts delivering at once.
+    let body_limit = 2 * cfg.buffer_max_bytes as usize + 64 * 1024;
+    let port = match listener::start(cfg.telemetry_port, body_limit, tx.clone()).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::error!(
+                "telemetry listener on port {} failed: {e}; running without telemetry",
+                cfg.telemetry_port
+            );
+            None
+        }
+    };
+
+    let (strategy, bad_strategy) = Strategy::parse(cfg.flush_strategy.as_deref());
+    if let Some(w) = bad_strategy {
+        log::warn!("{w}");
+    }
+    let policy = FlushControl::new(strategy, now_ms());
+    let mut core = Core::new(
+        cfg.managed_instances,
+        policy,
+        Datadog::new(&cfg, &registration),
+    );
+    let mut shipper = ship::Shipper::new(cfg.api_key.clone(), &cfg.metrics_url, &cfg.logs_url);
+    // DD_API_KEY_SECRET_ARN: fetched once the first `next` is out (not on init's path).
+    let mut key_secret = if cfg.api_key.is_none() {
+        cfg.api_key_secret_arn.clone()
+    } else {
+        None
+    };
+    if cfg.api_key.is_none() && key_secret.is_none() {
+        log::error!("DD_API_KEY is not set: metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)");
+    }
+    core.flush_timeout_ms = cfg.flush_timeout_ms as i64;
+
+    if let Some(port) = port {
+        let req = runtime_api::SubscribeRequest::new(&cfg, port);
+        match cfg.subscribe_mode {
+            SubscribeMode::Awaited => {
+                let outcome = api.subscribe(&req).await;
+                core.set_telemetry_active(subscribed(&outcome));
+            }
+            SubscribeMode::Concurrent => {
+                let api = api.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(Msg::Subscribed(api.subscribe(&req).await)).await;
+                });
+            }
+        }
+    } else {
+        core.set_telemetry_active(false);
+    }
+    core.init_done(now_ms());
+
+    // The `next` poller: one long-poll each time the core allows it.
+    let (go_tx, mut go_rx) = mpsc::unbounded_channel::<()>();
+    {
+        let tx = tx.clone();
+        let poller = api.clone();
+        tokio::spawn(async move {
+            while go_rx.recv().await.is_some() {
+                let ev = poller.next().await;
+                let stop = matches!(ev, Ok(Event::Shutdown { .. }));
+                if tx.send(Msg::Event(ev)).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let mut next_errors = 0;
+    loop {
+        let now = now_ms();
+        let msg = match core.poll(now) {
+            Action::CallNext => {
+                shipper.settle().await;
+                let _ = go_tx.send(());
+                if let Some(arn) = key_secret.take() {
+                    shipper.await_api_key(secrets::spawn_fetch(arn));
+                }
+                continue;
+            }
+            Action::Exit => {
+                log::debug!("exiting: {:?} {:?}", core.stats, shipper.stats);
+                return 0;
+            }
+            Action::Flush {
+                deadline_ms,
+                final_flush,
+            } => {
+                let done = shipper.flush(&mut core.sink, deadline_ms).await;
+                log::debug!("flush (final: {final_flush}) complete: {done}");
+                core.flushed(now_ms());
+                continue;
+            }
+            Action::Wait(None) => match rx.recv().await {
+                Some(m) => m,
+                None => return 1,
+            },
+            Action::Wait(Some(until)) => {
+                let wait = Duration::from_millis((until - now).max(0) as u64);
+                match tokio::time::timeout(wait, rx.recv()).await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return 1,
+                    Err(_) => continue,
+                }
+            }
+        };
+        match msg {
+            Msg::Batch(b) => core.on_records(&b.records, b.rejected),
+            Msg::Event(Ok(ev)) => {
+                next_errors = 0;
+                if let Event::Unknown(t) = &ev {
+                    log::warn!("ignoring unknown event from next: {t}");
+                }
+                let invoke = matches!(ev, Event::Invoke { .. });
+                core.on_event(ev, now_ms());
+                if invoke {
+                    shipper.warm_up(now_ms()).await;
+                }
+            }
+            Msg::Event(Err(e)) => {
+                next_errors += 1;
+                log::error!("next failed: {e}");
+                if next_errors >= 3 {
+                    let _ = api
+                        .report_error(
+                            "exit/error",
+                            "Extension.NextFailed",
+                            &format!("next failed: {e}"),
+                        )
+                        .await;
+                    return 1;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = go_tx.send(()); // poll again
+            }
+            Msg::Subscribed(outcome) => core.set_telemetry_active(subscribed(&outcome)),
+        }
+    }
+}
+
+/// Logs the subscribe outcome once; true when telemetry will come.
+/// (Same as the std shell's; a candidate to move next to `SubscribeOutcome`.)
+fn subscribed(outcome: &SubscribeOutcome) -> bool {
+    match outcome {
+        SubscribeOutcome::Subscribed => {
+            log::debug!("subscribed to the Telemetry API");
+            true
+        }
+        SubscribeOutcome::Closed => {
+            log::error!("telemetry subscribe refused: the subscription window had closed (403 Telemetry.SubscriptionClosed); no telemetry for this sandbox");
+            false
+        }
+        SubscribeOutcome::NotSupported => {
+            log::warn!("the platform has no Telemetry API (202): running without telemetry");
+            false
+        }
+        SubscribeOutcome::Failed(e) => {
+            log::error!("telemetry subscribe failed: {e}; running without telemetry");
+            false
+        }
+    }
+}
+
+/// Fatal configuration problems (reported with `init/error`).
+/// (Same as the std shell's; a candidate to move into `Config`.)
+fn validate(cfg: &Config) -> Result<(), String> {
+    for (key, url) in [
+        ("DD_DD_URL/DD_URL/DD_SITE", &cfg.metrics_url),
+        ("DD_LOGS_CONFIG_LOGS_DD_URL", &cfg.logs_url),
+    ] {
+        if !usable_url(url) {
+            return Err(format!("{key} gives an unusable intake URL {url:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// `http(s)://host[:port][/path]` with a plausible host and port (as the std shell's).
+fn usable_url(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    (scheme == "http" || scheme == "https")
+        && !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
+        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+}

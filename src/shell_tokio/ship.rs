@@ -1,0 +1,249 @@
+//! Ships buffered payloads to the Datadog intake with reqwest (rustls),
+//! with the std shell's rules (`crate::shell::ship`): every request bounded
+//! by the flush deadline, 429/5xx/transport errors retried with backoff while
+//! time is left, other 4xx dropped, undelivered payloads put back; a warm-up
+//! task opens the intake connections after INVOKE and is awaited before `next`.
+
+use crate::datadog::Datadog;
+use hyper::body::Bytes;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Default, Clone)]
+pub struct ShipStats {
+    pub sent_payloads: u64,
+    pub sent_bytes: u64,
+    pub retries: u64,
+    pub dropped_payloads: u64,
+}
+
+pub struct Shipper {
+    client: reqwest::Client,
+    api_key: Option<String>,
+    /// The key on its way from Secrets Manager (`DD_API_KEY_SECRET_ARN`).
+    key_rx: Option<oneshot::Receiver<Result<String, String>>>,
+    sketches_url: String,
+    logs_url: String,
+    validate_urls: [String; 2],
+    last_contact_ms: i64,
+    warmer: Option<JoinHandle<()>>,
+    pub stats: ShipStats,
+}
+
+enum Sent {
+    Delivered,
+    Keep,
+    Refused,
+}
+
+const WARM_AFTER_IDLE_MS: i64 = 20_000;
+const WARM_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Shipper {
+    pub fn new(api_key: Option<String>, metrics_url: &str, logs_url: &str) -> Shipper {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(300))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Shipper {
+            client,
+            api_key,
+            key_rx: None,
+            sketches_url: format!("{metrics_url}/api/beta/sketches"),
+            logs_url: format!("{logs_url}/api/v2/logs"),
+            validate_urls: [
+                format!("{metrics_url}/api/v1/validate"),
+                format!("{logs_url}/api/v1/validate"),
+            ],
+            last_contact_ms: 0,
+            warmer: None,
+            stats: ShipStats::default(),
+        }
+    }
+
+    /// The key will arrive on `rx` (see `super::secrets`): flushes wait for
+    /// it within their deadline and keep the payloads while it is pending.
+    pub fn await_api_key(&mut self, rx: oneshot::Receiver<Result<String, String>>) {
+        self.key_rx = Some(rx);
+    }
+
+    /// Takes the pending key if it has come (waiting until `wait_until_ms`).
+    /// Returns true while it is still pending.
+    async fn key_pending(&mut self, wait_until_ms: i64) -> bool {
+        let Some(rx) = &mut self.key_rx else {
+            return false;
+        };
+        let wait = Duration::from_millis((wait_until_ms - super::now_ms()).max(0) as u64);
+        let got = match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("the fetch task stopped".into()),
+            Err(_) => return true,
+        };
+        self.key_rx = None;
+        match got {
+            Ok(key) => {
+                log::debug!("API key read from DD_API_KEY_SECRET_ARN");
+                self.api_key = Some(key);
+            }
+            Err(e) => log::error!(
+                "DD_API_KEY_SECRET_ARN: could not read the API key from Secrets Manager: {e}; metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)"
+            ),
+        }
+        false
+    }
+
+    /// Opens the intake connections in the background (called after INVOKE).
+    pub async fn warm_up(&mut self, now_ms: i64) {
+        if self.key_pending(now_ms).await {
+            return;
+        }
+        let Some(key) = self.api_key.clone() else {
+            return;
+        };
+        if self.warmer.is_some() || now_ms - self.last_contact_ms < WARM_AFTER_IDLE_MS {
+            return;
+        }
+        let client = self.client.clone();
+        let urls = self.validate_urls.clone();
+        self.last_contact_ms = now_ms;
+        self.warmer = Some(tokio::spawn(async move {
+            for url in urls.iter() {
+                if let Ok(r) = client
+                    .get(url)
+                    .header("DD-API-KEY", &key)
+                    .timeout(WARM_TIMEOUT)
+                    .send()
+                    .await
+                {
+                    let _ = r.bytes().await;
+                }
+            }
+        }));
+    }
+
+    /// Waits for the warm-up (bounded by its timeouts): call before `next`.
+    pub async fn settle(&mut self) {
+        if let Some(h) = self.warmer.take() {
+            let _ = h.await;
+        }
+    }
+
+    /// Ships everything buffered in `dd`, giving up at `deadline_ms`.
+    /// Returns true when nothing is left.
+    pub async fn flush(&mut self, dd: &mut Datadog, deadline_ms: i64) -> bool {
+        self.settle().await;
+        if self.key_pending(deadline_ms - 5).await {
+            log::warn!(
+                "the API key from DD_API_KEY_SECRET_ARN has not come yet: keeping the payloads"
+            );
+            return false;
+        }
+        if self.api_key.is_none() {
+            let mut n = 0;
+            if let Some(m) = &mut dd.metrics {
+                while m.take_payload().is_some() {
+                    n += 1;
+                }
+            }
+            if let Some(l) = &mut dd.logs {
+                while l.take_batch().is_some() {
+                    n += 1;
+                }
+            }
+            self.stats.dropped_payloads += n;
+            if n > 0 {
+                log::debug!("no API key: dropped {n} payloads");
+            }
+            return true;
+        }
+        let mut all = true;
+        if let Some(m) = &mut dd.metrics {
+            while let Some(body) = m.take_payload() {
+                let url = self.sketches_url.clone();
+                match self
+                    .send(&url, "application/x-protobuf", &body, deadline_ms)
+                    .await
+                {
+                    Sent::Delivered => {}
+                    Sent::Refused => self.stats.dropped_payloads += 1,
+                    Sent::Keep => {
+                        m.put_back(body);
+                        all = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(l) = &mut dd.logs {
+            while let Some(batch) = l.take_batch() {
+                let url = self.logs_url.clone();
+                match self
+                    .send(&url, "application/json", &batch.to_json(), deadline_ms)
+                    .await
+                {
+                    Sent::Delivered => {}
+                    Sent::Refused => self.stats.dropped_payloads += 1,
+                    Sent::Keep => {
+                        l.put_back(batch);
+                        all = false;
+                        break;
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    async fn send(&mut self, url: &str, content_type: &str, body: &[u8], deadline_ms: i64) -> Sent {
+        let key = self.api_key.clone().unwrap_or_default();
+        let len = body.len();
+        let body = Bytes::copy_from_slice(body);
+        let mut backoff = 20;
+        loop {
+            let left = deadline_ms - super::now_ms();
+            if left < 5 {
+                return Sent::Keep;
+            }
+            let mut req = self
+                .client
+                .post(url)
+                .header("DD-API-KEY", &key)
+                .header("Content-Type", content_type)
+                .timeout(Duration::from_millis(left as u64))
+                .body(body.clone());
+            if content_type == "application/json" {
+                req = req.header("DD-PROTOCOL", "agent-json");
+            }
+            let retry = match req.send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let _ = r.bytes().await;
+                    self.last_contact_ms = super::now_ms();
+                    if status / 100 == 2 {
+                        self.stats.sent_payloads += 1;
+                        self.stats.sent_bytes += len as u64;
+                        return Sent::Delivered;
+                    }
+                    if status != 429 && status < 500 {
+                        log::error!("intake refused {len} bytes to {url}: HTTP {status}; dropped");
+                        return Sent::Refused;
+                    }
+                    format!("HTTP {status}")
+                }
+                Err(e) => e.to_string(),
+            };
+            self.stats.retries += 1;
+            let left = deadline_ms - super::now_ms();
+            if left <= backoff + 5 {
+                log::warn!("intake {url}: {retry}; keeping {len} bytes for the next flush");
+                return Sent::Keep;
+            }
+            log::debug!("intake {url}: {retry}; retrying in {backoff} ms");
+            tokio::time::sleep(Duration::from_millis(backoff as u64)).await;
+            backoff = (backoff * 2).min(1000);
+        }
+    }
+}
