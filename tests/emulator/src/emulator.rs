@@ -2023,6 +2023,12 @@ fn stop_everything(sh: &Arc<Shared>, kill: bool) {
             return;
         }
         st.stopping = true;
+        // Unblock delivery threads waiting on a subscriber that never answers.
+        for (_, sock) in st.in_flight.iter() {
+            if let Some(sock) = sock {
+                let _ = sock.shutdown(Shutdown::Both);
+            }
+        }
         sh.cv.notify_all();
     }
     for c in sh.conns.lock().unwrap().drain(..) {

@@ -86,7 +86,14 @@
 //! post-runtime time, billed ceil, memory, `initDurationMs` on the first) is
 //! emitted — so it is delivered at the next thaw (next invoke or SHUTDOWN).
 //! While frozen no delivery attempt starts; [`Emulator::freezes`] lists the
-//! intervals and [`Emulator::deliveries_spanning_freeze`] flags violations.
+//! intervals; [`Emulator::deliveries_spanning_freeze`] lists deliveries the
+//! extension had not answered when it went back to `next` (checked on the
+//! socket at that instant, so CPU load causes no false positives). For the
+//! extension's own flushes compare [`IntakeRequest::started_ms`]/`at_ms`
+//! with the freezes. With [`Config::freeze_processes`] the extension
+//! processes are really SIGSTOPped while frozen (the demo does this). There
+//! is no freeze between INIT and the first INVOKE (on demand, the INVOKE
+//! that caused INIT follows at once).
 //! `Timeout` does not wait for extensions and, like `OutOfMemory` or an
 //! extension that misses the deadline, marks the sandbox `needs_reset`: the
 //! test then calls `shutdown("timeout")`/`("failure")`.
@@ -110,8 +117,10 @@
 //!
 //! **Not emulated:** the runtime API for the function itself (`/runtime/…`),
 //! SnapStart/restore, provisioned concurrency, the Logs API (2020-08-15 → 404),
-//! real process freezing (SIGSTOP), memory limits, the runtime's own 300 ms
-//! share of the shutdown budget, automatic re-INIT after a reset.
+//! memory limits, the runtime's own 300 ms share of the shutdown budget,
+//! automatic re-INIT after a reset, a bound on the platform-side telemetry
+//! buffer (a subscriber that never accepts just cycles through
+//! retries/`logsDropped`).
 //!
 //! ## Helpers
 //! [`fake`]: a std-only Extensions/Telemetry client ([`fake::ExtClient`]) and
