@@ -246,10 +246,36 @@ fn subscribed(outcome: &SubscribeOutcome) -> bool {
 /// Fatal configuration problems (reported with `init/error`).
 fn validate(cfg: &Config) -> Result<(), String> {
     for (key, url) in [("DD_DD_URL/DD_URL/DD_SITE", &cfg.metrics_url), ("DD_LOGS_CONFIG_LOGS_DD_URL", &cfg.logs_url)] {
-        let host = url.split("://").nth(1).unwrap_or("");
-        if host.is_empty() || host.contains(char::is_whitespace) {
+        if !usable_url(url) {
             return Err(format!("{key} gives an unusable intake URL {url:?}"));
         }
     }
     Ok(())
+}
+
+/// `http(s)://host[:port][/path]` with a plausible host and port.
+fn usable_url(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    (scheme == "http" || scheme == "https")
+        && !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
+        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn usable_urls() {
+        for ok in ["https://api.datadoghq.com", "http://127.0.0.1:9000", "https://x.y:443/base", "http://[::1]:80"] {
+            assert!(super::usable_url(ok), "{ok}");
+        }
+        for bad in ["http://", "https://http:", "ftp://x", "https://a b", "https://h:0", "https://h:99999", "x"] {
+            assert!(!super::usable_url(bad), "{bad}");
+        }
+    }
 }
