@@ -421,11 +421,13 @@ impl RequestReader {
                         let line = &data[..nl];
                         let line = line.strip_suffix(b"\r").unwrap_or(line);
                         rd += nl + 1;
-                        if line.is_empty() {
-                            break Ok(Some((head, dec, rd)));
-                        }
+                        // Size first (the final empty line counts too): a
+                        // partial line is refused by the same measure below.
                         if rd - from > self.max_head {
                             break Err(State::TooLarge);
+                        }
+                        if line.is_empty() {
+                            break Ok(Some((head, dec, rd)));
                         }
                         if !line.contains(&b':') {
                             break Err(State::Bad("malformed trailer"));
@@ -597,9 +599,14 @@ mod tests {
 
     /// Every split point (two pieces) and byte-at-a-time give the same events.
     fn assert_split_invariant(input: &[u8], max_body: usize) -> Vec<Out> {
-        let whole = run(&mut RequestReader::new(max_body), input, &[usize::MAX]);
+        assert_split_invariant_limits(input, DEFAULT_MAX_HEAD, max_body)
+    }
+
+    fn assert_split_invariant_limits(input: &[u8], max_head: usize, max_body: usize) -> Vec<Out> {
+        let new = || RequestReader::with_limits(max_head, max_body);
+        let whole = run(&mut new(), input, &[usize::MAX]);
         for cut in 1..input.len() {
-            let got = run(&mut RequestReader::new(max_body), input, &[cut, usize::MAX]);
+            let got = run(&mut new(), input, &[cut, usize::MAX]);
             let strip = |v: &[Out]| {
                 v.iter()
                     .filter(|o| **o != Out::Continue)
@@ -608,7 +615,7 @@ mod tests {
             };
             assert_eq!(strip(&got), strip(&whole), "cut at {cut}");
         }
-        let bytes = run(&mut RequestReader::new(max_body), input, &[1]);
+        let bytes = run(&mut new(), input, &[1]);
         let strip = |v: &[Out]| {
             v.iter()
                 .filter(|o| **o != Out::Continue)
@@ -782,6 +789,24 @@ mod tests {
             "c".repeat(100)
         );
         assert_eq!(run(&mut rr, trailers.as_bytes(), &[3]), [Out::TooLarge]);
+        // The final empty line counts too, however the bytes are split
+        // (found by the fuzzer: 80 bytes of trailer lines, limit 80).
+        let t = format!(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: {}\r\n\r\n",
+            "7".repeat(75)
+        );
+        assert_eq!(
+            assert_split_invariant_limits(t.as_bytes(), 80, 100),
+            [Out::TooLarge]
+        );
+        let t = format!(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: {}\r\n\r\n",
+            "7".repeat(73)
+        );
+        assert_eq!(
+            assert_split_invariant_limits(t.as_bytes(), 80, 100),
+            [req("POST", "/", true, b"")]
+        );
         // ...but the framing of many small chunks does not.
         let mut rr = RequestReader::with_limits(64, 1000);
         let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
