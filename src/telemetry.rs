@@ -1138,6 +1138,32 @@ mod tests {
     }
 
     #[test]
+    fn member_order_does_not_matter() {
+        let a = one(
+            r#"{"record":{"requestId":"r","metrics":{"durationMs":1.5}},"time":"1970-01-01T00:00:01Z","type":"platform.report"}"#,
+        );
+        let b = one(
+            r#"{"type":"platform.report","time":"1970-01-01T00:00:01Z","record":{"metrics":{"durationMs":1.5},"requestId":"r"}}"#,
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.time_ms, Some(1000));
+        assert!(matches!(a.kind, Kind::Report { duration_ms: Some(d), .. } if d == 1.5));
+        let l = one(r#"{"record":{"level":"WARN"},"type":"extension"}"#);
+        assert!(matches!(l.kind, Kind::Extension(Log { is_json: true, .. })));
+        // Duplicate members: the first `type` and the first `record` win.
+        let d = one(
+            r#"{"type":"platform.start","type":"function","record":{"requestId":"a"},"record":"x"}"#,
+        );
+        assert_eq!(
+            d.kind,
+            Kind::Start {
+                request_id: Some("a".into()),
+                version: None
+            }
+        );
+    }
+
+    #[test]
     fn kind_names_round_trip() {
         for ty in [
             "platform.initStart",
