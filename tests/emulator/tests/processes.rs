@@ -172,18 +172,21 @@ fn freeze_processes_really_stops_the_extension() {
     let fr = emu.freezes()[0];
     let end = fr.end_ms.unwrap();
     assert!(end - fr.start_ms >= 290.0);
+    // the ticker's own timestamps (unix ms) mapped to the test clock
     let ticks: Vec<f64> = emu
         .output()
         .iter()
-        .filter(|l| l.line.starts_with("TICK"))
-        .map(|l| l.at_ms)
+        .filter_map(|l| l.line.strip_prefix("TICK "))
+        .filter_map(|rest| rest.split(' ').nth(1)?.parse::<f64>().ok())
+        .map(|unix| unix - lambda_emulator::util::to_unix_ms(0.0))
         .collect();
-    // nothing printed while stopped (a little slack at the edges for the pipe)
+    // nothing printed while stopped (tolerance for SIGSTOP being sent a bit
+    // after the freeze began on a loaded machine)
     let inside = ticks
         .iter()
-        .filter(|t| **t > fr.start_ms + 30.0 && **t < end - 5.0)
+        .filter(|t| **t > fr.start_ms + 100.0 && **t < end - 5.0)
         .count();
-    assert_eq!(inside, 0, "extension ran while frozen");
+    assert_eq!(inside, 0, "extension ran while frozen: {ticks:?} {fr:?}");
     assert!(ticks.iter().any(|t| *t > end), "resumed after the thaw");
     assert!(
         ticks.iter().any(|t| *t < fr.start_ms),

@@ -2,7 +2,7 @@
 //! Its name is its file name (`argv[0]`), as on Lambda. Behaviour via env:
 //! - `FAKE_EXT_MODE`: `normal` (default), `hang_on_shutdown` (never exits after
 //!   SHUTDOWN), `crash_before_register` (exit 3 at once), `exit_code_7` (exit 7 on SHUTDOWN),
-//!   `ticker` (a thread prints `TICK n` every 10 ms; next right after INVOKE)
+//!   `ticker` (a thread prints `TICK n <unix ms>` every 10 ms; next right after INVOKE)
 //! - `FAKE_EXT_SUBSCRIBE`: schema version to subscribe with (default 2022-12-13; `none` to skip)
 //! - `FAKE_EXT_POST_RUNTIME_MS`: after runtimeDone, sleep this long before next (default 0)
 //!
@@ -50,7 +50,12 @@ fn main() {
     if mode == "ticker" {
         std::thread::spawn(|| {
             for n in 0.. {
-                println!("TICK {n}");
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64()
+                    * 1000.0;
+                println!("TICK {n} {ms:.3}");
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
