@@ -91,7 +91,9 @@ pub fn run() -> i32 {
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_BATCHES);
 
     // Bind the listener before subscribing: the platform starts delivering at once.
-    let body_limit = 2 * cfg.buffer_max_bytes as usize + 64 * 1024;
+    // Bodies reach 2 × maxBytes plus overhead; accept the platform's largest
+    // (maxBytes 1 MiB) whatever we asked for, so no batch is ever refused.
+    let body_limit = 2 * (cfg.buffer_max_bytes as usize).max(1 << 20) + 256 * 1024;
     let port = match listener::start(cfg.telemetry_port, body_limit, tx.clone()) {
         Ok(p) => Some(p),
         Err(e) => {
