@@ -273,3 +273,16 @@ fn delivery_failures_are_retried_and_nothing_is_lost() {
     assert!(emu.deliveries().iter().any(|d| d.attempt > 1));
     assert!(!emu.deliveries().iter().any(|d| d.dropped));
 }
+
+#[test]
+fn a_crash_after_init_is_reported_with_exit_error() {
+    let intake = FakeIntake::start();
+    let emu = start(config(&intake, &[("SLIMCAP_CRASH_TEST", "1")]));
+    let _ = emu.invoke(Invocation::new(10));
+    assert!(emu.wait_for(Duration::from_secs(5), |e| e.processes()[0].exited_ms.is_some()));
+    let wire = emu.wire();
+    let err = requests(&wire, "/exit/error");
+    assert_eq!(err.len(), 1, "{:#?}", output(&emu));
+    assert_eq!(err[0].header("Lambda-Extension-Function-Error-Type"), Some("Extension.Crash"));
+    assert!(err[0].body_json().unwrap()["errorMessage"].as_str().unwrap().contains("SLIMCAP_CRASH_TEST"));
+}

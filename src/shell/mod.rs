@@ -80,6 +80,7 @@ pub fn run() -> i32 {
         log::warn!("{w}");
     }
     log::debug!("registered as {name:?} (id {}), function {:?}", api.id(), registration.function_name);
+    crash_reporter(&api);
     if let Err(msg) = validate(&cfg) {
         log::error!("{msg}");
         if let Err(e) = api.report_error("init/error", "Extension.ConfigInvalid", &msg) {
@@ -142,6 +143,7 @@ pub fn run() -> i32 {
         core.set_telemetry_active(false);
     }
     core.init_done(now_ms());
+    INIT_DONE.store(true, std::sync::atomic::Ordering::Relaxed);
 
     // The `next` poller: one long-poll each time the core allows it.
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -160,6 +162,8 @@ pub fn run() -> i32 {
     }
     drop(tx);
 
+    // Test hook for the crash path (exit/error): panic at the first INVOKE.
+    let crash_test = std::env::var_os("SLIMCAP_CRASH_TEST").is_some();
     let mut next_errors = 0;
     loop {
         let now = now_ms();
@@ -203,6 +207,9 @@ pub fn run() -> i32 {
                     log::warn!("ignoring unknown event from next: {t}");
                 }
                 let invoke = matches!(ev, Event::Invoke { .. });
+                if invoke && crash_test {
+                    panic!("SLIMCAP_CRASH_TEST is set");
+                }
                 core.on_event(ev, now_ms());
                 if invoke {
                     shipper.warm_up(now_ms());
@@ -221,6 +228,21 @@ pub fn run() -> i32 {
             Msg::Subscribed(outcome) => core.set_telemetry_active(subscribed(&outcome)),
         }
     }
+}
+
+static INIT_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A panic (a bug) is reported to the platform as `init/error` or
+/// `exit/error` before the process aborts. (Builds with
+/// `panic=immediate-abort` skip the hook: the platform then sees a crash.)
+fn crash_reporter(api: &RuntimeApi) {
+    let api = api.clone_handle();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = format!("slimcap crashed: {info}");
+        eprintln!("[slimcap] ERROR {msg}");
+        let which = if INIT_DONE.load(std::sync::atomic::Ordering::Relaxed) { "exit/error" } else { "init/error" };
+        let _ = api.report_error(which, "Extension.Crash", &msg);
+    }));
 }
 
 /// Logs the subscribe outcome once; true when telemetry will come.
