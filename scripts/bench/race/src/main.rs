@@ -1,6 +1,6 @@
 //! subscribe-race: does subscribing concurrently with the first `next` pay, and is it safe?
 //!
-//!   subscribe-race [-n RUNS] [--init-ms 0,5,50] [--modes awaited,concurrent] LABEL=BINARY...
+//!   subscribe-race [-n RUNS] [--init-ms 0,5,50] [--modes awaited,concurrent] [--runner PROG] LABEL=BINARY...
 //!
 //! For each run: a fresh emulated sandbox (tests/emulator) with the binary installed as
 //! /opt/extensions/slimcap, `SLIMCAP_SUBSCRIBE=<mode>`, the runtime taking `init-ms` to
@@ -38,9 +38,38 @@ fn pct(v: &[f64], p: f64) -> f64 {
     s[((s.len() - 1) as f64 * p).round() as usize]
 }
 
-fn one_run(bin: &str, mode: &str, init_ms: u64, cell: &mut Cell) {
+/// The extension as installed: `/opt/extensions/slimcap` (under a runner such as qemu-user,
+/// a copy named `slimcap`, since the guest's argv[0] is the path given).
+fn spec(bin: &str, runner: Option<&str>) -> ExtensionSpec {
+    match runner {
+        None => ExtensionSpec::process_named("slimcap", bin, &[]),
+        Some(r) => {
+            let dir = std::env::temp_dir().join(format!("subscribe-race-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let copy = dir.join(format!(
+                "{:x}",
+                bin.bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+            ));
+            let _ = std::fs::create_dir_all(&copy);
+            let path = copy.join("slimcap");
+            if !path.exists() {
+                std::fs::copy(bin, &path).expect("copy binary");
+            }
+            ExtensionSpec {
+                name: "slimcap".into(),
+                launch: Launch::Process {
+                    program: r.into(),
+                    args: vec![path.display().to_string()],
+                },
+            }
+        }
+    }
+}
+
+fn one_run(bin: &str, runner: Option<&str>, mode: &str, init_ms: u64, cell: &mut Cell) {
     let cfg = Config {
-        extensions: vec![ExtensionSpec::process_named("slimcap", bin, &[])],
+        extensions: vec![spec(bin, runner)],
         env: vec![
             ("SLIMCAP_SUBSCRIBE".into(), mode.into()),
             ("SLIMCAP_TELEMETRY_PORT".into(), "0".into()),
@@ -108,6 +137,7 @@ fn main() {
     let mut inits = vec![0u64, 5, 50];
     let mut modes = vec!["awaited".to_string(), "concurrent".to_string()];
     let mut bins: Vec<(String, String)> = vec![];
+    let mut runner: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "-n" => runs = args.next().and_then(|v| v.parse().ok()).expect("-n RUNS"),
@@ -119,6 +149,7 @@ fn main() {
                     .map(|v| v.parse().expect("ms"))
                     .collect()
             }
+            "--runner" => runner = Some(args.next().expect("--runner PROGRAM")),
             "--modes" => {
                 modes = args
                     .next()
@@ -142,7 +173,7 @@ fn main() {
         for (ii, &init) in inits.iter().enumerate() {
             for (mi, mode) in modes.iter().enumerate() {
                 for (bi, (_, bin)) in bins.iter().enumerate() {
-                    one_run(bin, mode, init, &mut cells[bi][mi][ii]);
+                    one_run(bin, runner.as_deref(), mode, init, &mut cells[bi][mi][ii]);
                 }
             }
         }
