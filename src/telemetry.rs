@@ -1248,9 +1248,8 @@ mod tests {
                 format!(
                     r#"{{"time":"2022-10-21T14:05:03.167Z","type":"function","record":{{"timestamp":"2022-10-21T14:05:03.167Z","level":"INFO","message":"fetched 3 items from \"inventory\"","requestId":"{rid}"}}}}"#
                 ),
-                format!(
-                    r#"{{"time":"2022-10-21T14:05:05.760Z","type":"function","record":"END of work: ok\n"}}"#
-                ),
+                r#"{"time":"2022-10-21T14:05:05.760Z","type":"function","record":"END of work: ok\n"}"#
+                    .to_string(),
                 format!(
                     r#"{{"time":"2022-10-21T14:05:05.764Z","type":"platform.runtimeDone","record":{{"requestId":"{rid}","status":"success","tracing":{{"spanId":"24cd7d670fa455f0","type":"X-Amzn-Trace-Id","value":"Root=1-6352a70e-1e2c502e358361800241fd45;Parent=35465b3a9e2f7c6a;Sampled=1"}},"spans":[{{"name":"responseLatency","start":"2022-10-21T14:05:03.165Z","durationMs":2598.0}},{{"name":"responseDuration","start":"2022-10-21T14:05:05.763Z","durationMs":0.1}}],"metrics":{{"durationMs":2599.0,"producedBytes":8}}}}}}"#
                 ),
