@@ -16,7 +16,6 @@
 
 use crate::datadog::Datadog;
 use std::io::Read;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ pub struct Shipper {
     last_contact_ms: i64,
     warmer: Option<JoinHandle<()>>,
     /// The key on its way from Secrets Manager (`DD_API_KEY_SECRET_ARN`).
-    key_rx: Option<Receiver<Result<String, String>>>,
+    key_fetch: Option<JoinHandle<Result<String, String>>>,
     pub stats: ShipStats,
 }
 
@@ -71,7 +70,7 @@ impl Shipper {
             validate_urls: [format!("{metrics_url}/api/v1/validate"), format!("{logs_url}/api/v1/validate")],
             last_contact_ms: 0,
             warmer: None,
-            key_rx: None,
+            key_fetch: None,
             stats: ShipStats::default(),
         }
     }
@@ -80,24 +79,24 @@ impl Shipper {
         self.api_key = api_key;
     }
 
-    /// The key will arrive on `rx` (see `shell::secrets`): flushes wait for
-    /// it within their deadline and keep the payloads while it is pending.
-    pub fn await_api_key(&mut self, rx: Receiver<Result<String, String>>) {
-        self.key_rx = Some(rx);
+    /// The key comes from `fetch` (see `shell::secrets`): flushes wait for it
+    /// within their deadline and keep the payloads while it is pending.
+    pub fn await_api_key(&mut self, fetch: JoinHandle<Result<String, String>>) {
+        self.key_fetch = Some(fetch);
     }
 
-    /// Takes the pending key if it has come (waiting until `wait_until_ms`).
-    /// Returns true while it is still pending.
+    /// Takes the fetched key once it has come (polling until `wait_until_ms`:
+    /// cheaper in bytes than a channel). Returns true while it is pending.
     fn key_pending(&mut self, wait_until_ms: i64) -> bool {
-        let Some(rx) = &self.key_rx else { return false };
-        let wait = (wait_until_ms - super::now_ms()).max(0) as u64;
-        let got = match rx.recv_timeout(Duration::from_millis(wait)) {
-            Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => return true,
-            Err(RecvTimeoutError::Disconnected) => Err("the fetch thread stopped".into()),
-        };
-        self.key_rx = None;
-        match got {
+        let Some(h) = &self.key_fetch else { return false };
+        while !h.is_finished() {
+            if super::now_ms() >= wait_until_ms {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let Some(h) = self.key_fetch.take() else { return false };
+        match h.join().unwrap_or_else(|_| Err("the fetch thread failed".into())) {
             Ok(key) => {
                 log::debug!("API key read from DD_API_KEY_SECRET_ARN");
                 self.set_api_key(Some(key));
@@ -260,20 +259,21 @@ mod tests {
     #[test]
     fn api_key_from_a_pending_fetch() {
         let mut s = Shipper::new(None, "http://127.0.0.1:9", "http://127.0.0.1:9");
-        let (tx, rx) = std::sync::mpsc::channel();
-        s.await_api_key(rx);
-        assert!(s.key_pending(super::super::now_ms() + 20), "nothing sent yet");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        s.await_api_key(std::thread::spawn(move || {
+            let _ = rx.recv();
+            Ok("k1".to_string())
+        }));
+        assert!(s.key_pending(super::super::now_ms() + 20), "not finished yet");
         assert!(s.api_key.is_none());
-        tx.send(Ok("k1".to_string())).unwrap();
-        assert!(!s.key_pending(0));
+        tx.send(()).unwrap();
+        assert!(!s.key_pending(super::super::now_ms() + 5000));
         assert_eq!(s.api_key.as_deref(), Some("k1"));
         assert!(!s.key_pending(0), "resolved once");
 
         let mut s = Shipper::new(None, "http://127.0.0.1:9", "http://127.0.0.1:9");
-        let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
-        s.await_api_key(rx);
-        drop(tx); // a failed fetch thread: no key, nothing pending any more
-        assert!(!s.key_pending(0));
-        assert!(s.api_key.is_none() && s.key_rx.is_none());
+        s.await_api_key(std::thread::spawn(|| Err("nope".to_string())));
+        assert!(!s.key_pending(super::super::now_ms() + 5000));
+        assert!(s.api_key.is_none() && s.key_fetch.is_none());
     }
 }

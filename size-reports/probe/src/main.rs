@@ -56,15 +56,16 @@ fn tls_config() -> ureq::tls::TlsConfig {
 #[cfg(feature = "minprov")]
 fn tls_config() -> ureq::tls::TlsConfig {
     use rustls::crypto::{ring, CryptoProvider};
+    // Nothing here may call ring::default_provider(): that would pull in every suite.
     let p = CryptoProvider {
         cipher_suites: vec![
             ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
             ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
         ],
         kx_groups: vec![ring::kx_group::X25519],
-        signature_verification_algorithms: ring::default_provider().signature_verification_algorithms,
-        secure_random: &Ring,
-        key_provider: &Ring,
+        signature_verification_algorithms: SIG_ALGS,
+        secure_random: &Rng,
+        key_provider: &Rng,
     };
     ureq::tls::TlsConfig::builder()
         .root_certs(system_roots())
@@ -72,17 +73,48 @@ fn tls_config() -> ureq::tls::TlsConfig {
         .build()
 }
 
+/// Certificate signatures: ECDSA P-256/P-384, RSA PKCS#1 and PSS (SHA-256/384); TLS 1.3
+/// CertificateVerify: ECDSA P-256/P-384, RSA-PSS. No Ed25519, no SHA-512.
+#[cfg(feature = "minprov")]
+static SIG_ALGS: rustls::crypto::WebPkiSupportedAlgorithms = {
+    use rustls::SignatureScheme as S;
+    use webpki::ring as w;
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[
+            w::ECDSA_P256_SHA256,
+            w::ECDSA_P256_SHA384,
+            w::ECDSA_P384_SHA256,
+            w::ECDSA_P384_SHA384,
+            w::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            w::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            w::RSA_PKCS1_2048_8192_SHA256,
+            w::RSA_PKCS1_2048_8192_SHA384,
+        ],
+        mapping: &[
+            (S::ECDSA_NISTP384_SHA384, &[w::ECDSA_P384_SHA384, w::ECDSA_P256_SHA384]),
+            (S::ECDSA_NISTP256_SHA256, &[w::ECDSA_P256_SHA256, w::ECDSA_P384_SHA256]),
+            (S::RSA_PSS_SHA384, &[w::RSA_PSS_2048_8192_SHA384_LEGACY_KEY]),
+            (S::RSA_PSS_SHA256, &[w::RSA_PSS_2048_8192_SHA256_LEGACY_KEY]),
+            (S::RSA_PKCS1_SHA384, &[w::RSA_PKCS1_2048_8192_SHA384]),
+            (S::RSA_PKCS1_SHA256, &[w::RSA_PKCS1_2048_8192_SHA256]),
+        ],
+    }
+};
+
 #[cfg(feature = "minprov")]
 #[derive(Debug)]
-struct Ring;
+struct Rng;
 #[cfg(feature = "minprov")]
-impl rustls::crypto::SecureRandom for Ring {
+impl rustls::crypto::SecureRandom for Rng {
     fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
-        rustls::crypto::ring::default_provider().secure_random.fill(buf)
+        use ring_crate::rand::SecureRandom;
+        ring_crate::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
     }
 }
 #[cfg(feature = "minprov")]
-impl rustls::crypto::KeyProvider for Ring {
+impl rustls::crypto::KeyProvider for Rng {
     fn load_private_key(
         &self,
         _: rustls::pki_types::PrivateKeyDer<'static>,
