@@ -21,21 +21,21 @@ TLS_URL=${TLS_URL:-https://index.crates.io/config.json}
 # name | crate (probe|slimcap) | features | env assignments for build.sh
 CONFIGS=(
   "release|probe|webpki|"
-  "static-pie|probe|webpki|EXTRA_RUSTFLAGS=-Crelocation-model=pie"
-  "static-pie+relr|probe|webpki|EXTRA_RUSTFLAGS=-Crelocation-model=pie -Clink-arg=-Wl,-z,pack-relative-relocs"
-  "no-gc-sections|probe|webpki|EXTRA_RUSTFLAGS=-Clink-arg=-Wl,--no-gc-sections"
-  "no-icf|probe|webpki|EXTRA_RUSTFLAGS=-Clink-arg=-Wl,--icf=none"
-  "panic-abort|probe|webpki|SLIMCAP_PANIC=abort"
-  "location-full|probe|webpki|SLIMCAP_LOCATION_DETAIL=full"
-  "std-no-opt-size|probe|webpki|SLIMCAP_STD_FEATURES="
-  "fmt-debug-shallow|probe|webpki|SLIMCAP_FMT_DEBUG=shallow"
-  "fmt-debug-none|probe|webpki|SLIMCAP_FMT_DEBUG=none"
-  "opt-s|probe|webpki|CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
   "tls-none|probe||"
   "tls-sysca|probe|sysca|"
   "tls-minprov|probe|minprov|"
   "minprov+shallow|probe|minprov|SLIMCAP_FMT_DEBUG=shallow"
   "slimcap|slimcap||"
+  "static-pie|probe|webpki|EXTRA_RUSTFLAGS=-Crelocation-model=pie"
+  "static-pie+relr|probe|webpki|EXTRA_RUSTFLAGS=-Crelocation-model=pie -Clink-arg=-Wl,-z,pack-relative-relocs"
+  "no-gc-sections|probe|webpki|EXTRA_RUSTFLAGS=-Clink-arg=-Wl,--no-gc-sections"
+  "no-icf|probe|webpki|EXTRA_RUSTFLAGS=-Clink-arg=-Wl,--icf=none"
+  "panic-abort|probe|webpki|SLIMCAP_PANIC=abort"
+  "fmt-debug-shallow|probe|webpki|SLIMCAP_FMT_DEBUG=shallow"
+  "location-full|probe|webpki|SLIMCAP_LOCATION_DETAIL=full"
+  "std-no-opt-size|probe|webpki|SLIMCAP_STD_FEATURES="
+  "fmt-debug-none|probe|webpki|SLIMCAP_FMT_DEBUG=none"
+  "opt-s|probe|webpki|CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
 )
 
 PHASE=${1:-all}; shift || true
