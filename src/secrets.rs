@@ -117,30 +117,17 @@ pub fn endpoint(region: &str, custom: Option<&str>) -> String {
     }
 }
 
-/// `(host header, path)` of a base URL: the authority without user info
-/// and without the scheme's default port; the path with a trailing `/`.
+/// `(host header, path)` of a base URL: the authority as written (the
+/// request sends this exact `Host`, so it is what gets signed) and the path
+/// with a trailing `/`.
 pub fn host_and_path(url: &str) -> (String, String) {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
-    let (auth, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let auth = auth.rsplit('@').next().unwrap_or(auth);
-    let default = if scheme.eq_ignore_ascii_case("http") {
-        ":80"
-    } else {
-        ":443"
-    };
-    let host = auth
-        .strip_suffix(default)
-        .unwrap_or(auth)
-        .to_ascii_lowercase();
-    let path = if path.ends_with('/') {
-        path.to_string()
-    } else {
-        format!("{path}/")
-    };
-    (host, path)
+    let rest = url.split_once("://").map_or(url, |p| p.1);
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut path = path.to_string();
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    (host.to_string(), path)
 }
 
 /// A request ready to send (no `Debug`: the headers hold the session token).
@@ -207,7 +194,7 @@ pub fn parse_response(status: u16, body: &str) -> Result<String, Failure> {
                 .and_then(|d| d.get(k))
                 .and_then(|v| v.as_string())
         };
-        let kind = field("__type").map(|t| t.rsplit('#').next().unwrap_or(&t).to_string());
+        let kind = field("__type").map(|t| t[t.rfind('#').map_or(0, |i| i + 1)..].to_string());
         let msg = field("Message").or_else(|| field("message"));
         let mut message = format!("Secrets Manager answered HTTP {status}");
         if let Some(k) = kind.as_deref() {
@@ -260,21 +247,24 @@ pub fn api_key_from_secret_string(s: &str) -> Result<String, String> {
     let s = s.trim();
     let key = match json::parse(s).ok().and_then(|v| v.as_object()) {
         Some(obj) => {
-            let pairs: Vec<_> = obj.collect();
-            let pick = if pairs.len() == 1 {
-                pairs.first()
+            let n = obj.clone().count();
+            let mut obj = obj;
+            let pick = if n == 1 {
+                obj.next()
             } else {
-                pairs.iter().find(|(k, _)| key_name_matches(k))
+                obj.find(|(k, _)| key_name_matches(k))
             };
             match pick {
                 Some((_, v)) => match v.as_string() {
                     Some(v) => v.trim().to_string(),
                     None => return Err("the secret's API key field is not a JSON string".into()),
                 },
-                None => return Err(format!(
+                None => {
+                    return Err(format!(
                     "the secret is a JSON object with {} keys, none named api_key or DD_API_KEY",
-                    pairs.len()
-                )),
+                    n
+                ))
+                }
             }
         }
         None => s.to_string(),
@@ -392,15 +382,15 @@ mod tests {
         );
         assert_eq!(
             host_and_path("https://h.example:443"),
-            ("h.example".into(), "/".into())
+            ("h.example:443".into(), "/".into())
         );
         assert_eq!(
             host_and_path("http://127.0.0.1:8080"),
             ("127.0.0.1:8080".into(), "/".into())
         );
         assert_eq!(
-            host_and_path("http://u:p@H:80/base"),
-            ("h".into(), "/base/".into())
+            host_and_path("http://localhost:4566/base"),
+            ("localhost:4566".into(), "/base/".into())
         );
     }
 

@@ -143,7 +143,14 @@ pub fn canonical_request(
         .iter()
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), *v))
         .collect();
-    hs.sort_by(|a, b| a.0.cmp(&b.0));
+    // Insertion sort: a handful of headers, and fewer bytes than `sort_by`.
+    for i in 1..hs.len() {
+        let mut j = i;
+        while j > 0 && hs[j - 1].0 > hs[j].0 {
+            hs.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     let mut c = String::with_capacity(256);
     c.push_str(method);
     c.push('\n');

@@ -10,7 +10,8 @@
 //! credentials (ureq's errors name the URL and the failure, not headers).
 
 use crate::secrets::{self, Failure, Setup};
-use std::sync::mpsc;
+use std::io::Read;
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const ATTEMPTS: u32 = 3;
@@ -19,19 +20,9 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 const BODY_LIMIT: u64 = 256 * 1024;
 
 /// Starts the fetch on its own thread (environment read there, not on the
-/// caller's path); the answer arrives on the returned channel.
-pub fn spawn_fetch(secret_id: String) -> mpsc::Receiver<Result<String, String>> {
-    let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("secret".into())
-        .spawn(move || {
-            let _ = tx.send(fetch_api_key(&secret_id, |k| std::env::var(k).ok()));
-        });
-    if let Err(e) = spawned {
-        // The sender was dropped with the closure: the receiver reports it.
-        log::debug!("secret fetch thread: {e}");
-    }
-    rx
+/// caller's path); the thread's result is the key or a readable error.
+pub fn spawn_fetch(secret_id: String) -> JoinHandle<Result<String, String>> {
+    std::thread::spawn(move || fetch_api_key(&secret_id, |k| std::env::var(k).ok()))
 }
 
 /// Reads the API key from the secret `secret_id` (ARN or name), with the
@@ -76,19 +67,20 @@ fn fetch_once(agent: &ureq::Agent, setup: &Setup, secret_id: &str) -> Result<Str
     for (name, value) in &req.headers {
         b = b.header(*name, value);
     }
-    let transport = |e: ureq::Error| Failure {
+    let transport = |e: &dyn std::fmt::Display| Failure {
         message: format!("Secrets Manager at {}: {e}", req.url),
         retryable: true,
     };
-    let mut res = b.send(req.body.as_bytes()).map_err(transport)?;
+    let mut res = b.send(req.body.as_bytes()).map_err(|e| transport(&e))?;
     let status = res.status().as_u16();
-    let body = res
+    let mut body = Vec::new();
+    let read = res
         .body_mut()
-        .with_config()
-        .limit(BODY_LIMIT)
-        .read_to_string()
-        .map_err(transport)?;
-    secrets::parse_response(status, &body)
+        .as_reader()
+        .take(BODY_LIMIT)
+        .read_to_end(&mut body);
+    read.map_err(|e| transport(&e))?;
+    secrets::parse_response(status, &String::from_utf8_lossy(&body))
 }
 
 #[cfg(test)]
@@ -96,7 +88,7 @@ mod tests {
     use super::*;
     use crate::sigv4;
     use std::collections::HashMap;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
