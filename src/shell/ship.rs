@@ -4,8 +4,12 @@
 //! * A flush never outlives its deadline: every request's timeout is the time
 //!   left, and whatever is not delivered is put back for the next flush.
 //! * 429, 5xx and transport errors are retried with a short backoff while
-//!   time is left; other 4xx answers drop the payload (it would never pass)
-//!   with a log line. Drops are counted.
+//!   time is left, at most [`MAX_ATTEMPTS`] times per payload and flush;
+//!   then the payload is kept for the next flush. Other 4xx answers drop the
+//!   payload (it would never pass) with a log line. Drops are counted.
+//!   The cap matters when the intake is down: `DD_FLUSH_TIMEOUT` defaults
+//!   to 30 s, and retrying a refused connection until then would add 30 s
+//!   of billed post-runtime time to every invocation.
 //! * While the function runs (after INVOKE) a warm-up request opens the TLS
 //!   connections, so the flush after `runtimeDone` does not pay the handshake.
 //!   The warm-up is joined before `next`: nothing is in flight at a freeze.
@@ -51,6 +55,9 @@ enum Sent {
 
 /// Connections idle longer than this are assumed closed by the intake.
 const WARM_AFTER_IDLE_MS: i64 = 20_000;
+/// Attempts per payload in one flush (the first one and two retries);
+/// after that the payload waits for the next flush.
+pub const MAX_ATTEMPTS: u32 = 3;
 const WARM_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Shipper {
@@ -203,7 +210,9 @@ impl Shipper {
     fn send(&mut self, url: &str, content_type: &str, body: &[u8], deadline_ms: i64) -> Sent {
         let key = self.api_key.as_deref().unwrap_or("");
         let mut backoff = 20;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let left = deadline_ms - super::now_ms();
             if left < 5 {
                 return Sent::Keep;
@@ -241,7 +250,7 @@ impl Shipper {
             };
             self.stats.retries += 1;
             let left = deadline_ms - super::now_ms();
-            if left <= backoff + 5 {
+            if left <= backoff + 5 || attempts >= MAX_ATTEMPTS {
                 log::warn!("intake {url}: {retry}; keeping {} bytes for the next flush", body.len());
                 return Sent::Keep;
             }
