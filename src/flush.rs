@@ -94,17 +94,24 @@ pub struct FlushControl {
 }
 
 impl FlushControl {
-    /// `now_ms`: the start of the extension (periodic intervals count from it).
+    /// `now_ms`: the start of the extension (periodic intervals count from
+    /// it). `end,<ms>` counts as if a flush had happened `<ms>` earlier, so
+    /// the first invocation (the cold start) flushes at its end: "at most once
+    /// per `<ms>`" must not hold its data back for `<ms>`.
     pub fn new(strategy: Strategy, now_ms: i64) -> Self {
         let mode = match strategy {
             Strategy::End { min_interval_ms } => Mode::End { min_interval_ms },
             Strategy::Periodically { interval_ms } => Mode::Periodically { interval_ms },
             Strategy::Adaptive => Mode::End { min_interval_ms: 0 },
         };
+        let last_flush_ms = match mode {
+            Mode::End { min_interval_ms } => now_ms.saturating_sub(min_interval_ms),
+            Mode::Periodically { .. } => now_ms,
+        };
         FlushControl {
             strategy,
             mode,
-            last_flush_ms: now_ms,
+            last_flush_ms,
             times: [0; ADAPTIVE_LOOKBACK],
             seen: 0,
             wait_for_runtime_done: true,
@@ -293,6 +300,18 @@ mod tests {
         assert!(f.wait_for_runtime_done());
         assert!(f.should_flush_at_boundary(T0 + 11_400, true));
         assert!(!f.should_flush_at_boundary(T0 + 11_400, false));
+    }
+
+    #[test]
+    fn end_with_interval_flushes_the_first_invocation() {
+        let mut f = FlushControl::new(Strategy::End { min_interval_ms: 60_000 }, T0);
+        f.on_invoke(T0 + 50);
+        assert!(f.wait_for_runtime_done());
+        assert!(f.should_flush_at_boundary(T0 + 100, true));
+        f.on_flushed(T0 + 110);
+        f.on_invoke(T0 + 1000);
+        assert!(!f.wait_for_runtime_done());
+        assert!(!f.should_flush_at_boundary(T0 + 1100, true));
     }
 
     #[test]
