@@ -12,14 +12,23 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc::Sender;
+
+/// An idle or stalled connection is closed after this long (as the std shell).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// More connections than this at once are refused (closed at accept).
+const MAX_CONNECTIONS: usize = 32;
 
 /// Binds `0.0.0.0:port` and serves on a task; returns the bound port.
 pub async fn start(port: u16, body_limit: usize, tx: Sender<Msg>) -> std::io::Result<u16> {
     let l = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     let port = l.local_addr()?.port();
+    let live = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         loop {
             let stream = match l.accept().await {
@@ -30,16 +39,24 @@ pub async fn start(port: u16, body_limit: usize, tx: Sender<Msg>) -> std::io::Re
                     continue;
                 }
             };
+            if live.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                log::warn!("telemetry listener: too many connections; closing one");
+                continue;
+            }
+            live.fetch_add(1, Ordering::Relaxed);
             let _ = stream.set_nodelay(true);
-            let tx = tx.clone();
+            let (tx, live) = (tx.clone(), live.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req| handle(req, body_limit, tx.clone()));
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), svc)
                     .await
                 {
                     log::debug!("telemetry connection: {e}");
                 }
+                live.fetch_sub(1, Ordering::Relaxed);
             });
         }
     });

@@ -29,6 +29,7 @@ use crate::extapi::{Event, SubscribeOutcome};
 use crate::flush::{FlushControl, Strategy};
 use crate::telemetry::Batch;
 use runtime_api::{ApiError, RuntimeApi};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -107,6 +108,7 @@ async fn main_loop() -> i32 {
         api.id(),
         registration.function_name
     );
+    crash_reporter(&api);
     if let Err(msg) = validate(&cfg) {
         log::error!("{msg}");
         if let Err(e) = api
@@ -121,7 +123,9 @@ async fn main_loop() -> i32 {
     let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_BATCHES);
 
     // Bind the listener before subscribing: the platform starts delivering at once.
-    let body_limit = 2 * cfg.buffer_max_bytes as usize + 64 * 1024;
+    // Bodies reach 2 × maxBytes plus overhead; accept the platform's largest
+    // (maxBytes 1 MiB) whatever we asked for, so no batch is ever refused.
+    let body_limit = 2 * (cfg.buffer_max_bytes as usize).max(1 << 20) + 256 * 1024;
     let port = match listener::start(cfg.telemetry_port, body_limit, tx.clone()).await {
         Ok(p) => Some(p),
         Err(e) => {
@@ -174,6 +178,7 @@ async fn main_loop() -> i32 {
         core.set_telemetry_active(false);
     }
     core.init_done(now_ms());
+    INIT_DONE.store(true, Ordering::Relaxed);
 
     // The `next` poller: one long-poll each time the core allows it.
     let (go_tx, mut go_rx) = mpsc::unbounded_channel::<()>();
@@ -192,6 +197,8 @@ async fn main_loop() -> i32 {
     }
     drop(tx);
 
+    // Test hook for the crash path (exit/error): panic at the first INVOKE.
+    let crash_test = std::env::var_os("SLIMCAP_CRASH_TEST").is_some();
     let mut next_errors = 0;
     loop {
         let now = now_ms();
@@ -238,6 +245,9 @@ async fn main_loop() -> i32 {
                     log::warn!("ignoring unknown event from next: {t}");
                 }
                 let invoke = matches!(ev, Event::Invoke { .. });
+                if invoke && crash_test {
+                    panic!("SLIMCAP_CRASH_TEST is set");
+                }
                 core.on_event(ev, now_ms());
                 if invoke {
                     shipper.warm_up(now_ms()).await;
@@ -262,6 +272,35 @@ async fn main_loop() -> i32 {
             Msg::Subscribed(outcome) => core.set_telemetry_active(subscribed(&outcome)),
         }
     }
+}
+
+static INIT_DONE: AtomicBool = AtomicBool::new(false);
+
+/// A panic (a bug) is reported to the platform as `init/error` or
+/// `exit/error` before the process ends (as the std shell). The hook may run
+/// on a runtime thread, where nothing can block on a future: the report goes
+/// out from a thread of its own, on a fresh current-thread runtime and client.
+fn crash_reporter(api: &RuntimeApi) {
+    let api = api.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = format!("slimcap crashed: {info}");
+        eprintln!("[slimcap] ERROR {msg}");
+        let which = if INIT_DONE.load(Ordering::Relaxed) {
+            "exit/error"
+        } else {
+            "init/error"
+        };
+        let api = api.fresh();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(api.report_error(which, "Extension.Crash", &msg));
+            }
+        })
+        .join();
+    }));
 }
 
 /// Logs the subscribe outcome once; true when telemetry will come.

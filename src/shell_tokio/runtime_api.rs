@@ -155,6 +155,13 @@ impl RuntimeApi {
         }
     }
 
+    /// The same registration on a new client (for use outside the main runtime).
+    pub fn fresh(&self) -> RuntimeApi {
+        let mut api = RuntimeApi::new(self.base.trim_start_matches("http://"));
+        api.id = self.id.clone();
+        api
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -1,7 +1,7 @@
 //! Ships buffered payloads to the Datadog intake with reqwest (rustls),
 //! with the std shell's rules (`crate::shell::ship`): every request bounded
 //! by the flush deadline, 429/5xx/transport errors retried with backoff while
-//! time is left, other 4xx dropped, undelivered payloads put back; a warm-up
+//! time is left (at most [`MAX_ATTEMPTS`] attempts per payload and flush), other 4xx dropped, undelivered payloads put back; a warm-up
 //! task opens the intake connections after INVOKE and is awaited before `next`.
 
 use crate::datadog::Datadog;
@@ -38,6 +38,9 @@ enum Sent {
 }
 
 const WARM_AFTER_IDLE_MS: i64 = 20_000;
+/// Attempts per payload in one flush (the first one and two retries);
+/// after that the payload waits for the next flush.
+pub const MAX_ATTEMPTS: u32 = 3;
 const WARM_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Shipper {
@@ -202,7 +205,9 @@ impl Shipper {
         let len = body.len();
         let body = Bytes::copy_from_slice(body);
         let mut backoff = 20;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let left = deadline_ms - super::now_ms();
             if left < 5 {
                 return Sent::Keep;
@@ -237,7 +242,7 @@ impl Shipper {
             };
             self.stats.retries += 1;
             let left = deadline_ms - super::now_ms();
-            if left <= backoff + 5 {
+            if left <= backoff + 5 || attempts >= MAX_ATTEMPTS {
                 log::warn!("intake {url}: {retry}; keeping {len} bytes for the next flush");
                 return Sent::Keep;
             }
