@@ -484,7 +484,7 @@ impl<'a> Reader<'a> {
 /// Index of the first byte at or after `i` that is `"`, `\` or a control
 /// character (or `b.len()`).
 #[inline]
-fn scan_plain(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn scan_plain(b: &[u8], mut i: usize) -> usize {
     // Word-at-a-time: 8 bytes per step while none of them is special.
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;

@@ -30,15 +30,20 @@
 //! dropped. The buffer holds serialized entries up to a byte bound; past it
 //! the oldest entries are dropped and counted ([`Logs::dropped`]).
 //!
+//! Cost: entries are written straight into one buffer (no allocation per
+//! entry), numbers and platform lines without `format!`; a batch body is one
+//! copy. Shaping is about a third of the ingest path's time per record, the
+//! rest being parsing (scripts/perf.sh, size-reports/perf.md).
+//!
 //! Shipping: [`Logs::take_batch`] removes up to [`MAX_BATCH_ENTRIES`] entries
-//! / [`MAX_BATCH_BYTES`]; [`Batch::write_json`] renders the array; on a failed
-//! send [`Logs::put_back`] returns the batch to the front, so nothing
+//! / [`MAX_BATCH_BYTES`] as one JSON array body ([`Batch::json`]); on a
+//! failed send [`Logs::put_back`] returns the batch to the front, so nothing
 //! accepted is lost unless the memory bound forces it.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use crate::json::{write_escaped, write_str};
+use crate::json::{scan_plain, write_str};
 use crate::telemetry::{Kind, Log, Record};
 
 /// Largest entry the intake takes (longer messages are truncated).
@@ -49,61 +54,96 @@ pub const MAX_BATCH_ENTRIES: usize = 1000;
 /// Default bound of the buffer (serialized bytes).
 pub const DEFAULT_BUFFER_BYTES: usize = 8 << 20;
 const TRUNCATED: &str = "...TRUNCATED...";
+/// An emptied buffer (or a spare body) keeps up to this much capacity;
+/// after a larger burst it shrinks to it, so the memory goes back.
+const KEEP_CAPACITY: usize = 1 << 20;
 
-/// Entries taken from the buffer for one request.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// Entries taken from the buffer for one request: the JSON array body,
+/// built once.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    entries: Vec<String>,
-    bytes: usize,
+    /// `[e1,e2,...]`
+    body: Vec<u8>,
+    /// Byte length of each entry, in order.
+    lens: Vec<u32>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            body: b"[]".to_vec(),
+            lens: Vec::new(),
+        }
+    }
 }
 
 impl Batch {
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.lens.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.lens.is_empty()
     }
     /// Size of the JSON array body in bytes.
     pub fn json_len(&self) -> usize {
-        self.bytes + self.entries.len().saturating_sub(1) + 2
+        self.body.len()
     }
-    /// Appends the request body (a JSON array) to `out`.
+    /// The request body (a JSON array).
+    pub fn json(&self) -> &[u8] {
+        &self.body
+    }
+    /// Appends the request body to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.reserve(self.json_len());
-        out.push(b'[');
-        for (i, e) in self.entries.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(e.as_bytes());
-        }
-        out.push(b']');
+        out.extend_from_slice(&self.body);
     }
-    /// The request body.
+    /// The request body, copied.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        self.write_json(&mut v);
-        v
+        self.body.clone()
     }
     /// The serialized entries (each one JSON object).
-    pub fn entries(&self) -> &[String] {
-        &self.entries
+    pub fn entries(&self) -> Vec<&str> {
+        let mut at = 1;
+        self.lens
+            .iter()
+            .map(|&l| {
+                let e = std::str::from_utf8(&self.body[at..at + l as usize]).unwrap_or("");
+                at += l as usize + 1;
+                e
+            })
+            .collect()
+    }
+    /// `e1,e2,...` (the body without its brackets).
+    fn inner(&self) -> &[u8] {
+        &self.body[1..self.body.len() - 1]
     }
 }
 
 /// Shapes records into entries and buffers them. See the module docs.
+///
+/// Storage: the entries are serialized back to back into one buffer that
+/// starts with `[`, each followed by a comma (`[e1,e2,`). An entry costs no
+/// allocation of its own, and when a batch takes everything (the usual
+/// flush) the buffer itself becomes the body (`[e1,e2]`): no copy. The
+/// shipper hands sent bodies back ([`Logs::recycle`]) to serve as the next
+/// buffer, so a flush does not allocate (and fault in) a fresh body either.
 #[derive(Debug)]
 pub struct Logs {
     /// `,"lambda":{"arn":"<ARN>"` (escaped once).
     lambda_arn: String,
     /// `,"hostname":...,"ddtags":"..."}` (escaped once).
     tail: String,
-    buf: VecDeque<String>,
-    buf_bytes: usize,
+    /// `[` then serialized entries, each followed by `,`; live from `head` (≥ 1).
+    buf: Vec<u8>,
+    head: usize,
+    /// A recycled body, cleared, to become the next buffer or body.
+    spare: Vec<u8>,
+    /// Length of each live entry (without its comma), oldest first.
+    lens: VecDeque<u32>,
     max_bytes: usize,
     dropped: u64,
     last_ms: Option<i64>,
+    /// Reused for the platform lines.
+    line: String,
 }
 
 impl Logs {
@@ -124,11 +164,14 @@ impl Logs {
         Logs {
             lambda_arn,
             tail,
-            buf: VecDeque::new(),
-            buf_bytes: 0,
+            buf: vec![b'['],
+            head: 1,
+            spare: Vec::new(),
+            lens: VecDeque::new(),
             max_bytes: max_buffer_bytes,
             dropped: 0,
             last_ms: None,
+            line: String::new(),
         }
     }
 
@@ -139,6 +182,8 @@ impl Logs {
             self.last_ms = rec.time_ms;
         }
         let t = self.last_ms;
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
         match &rec.kind {
             Kind::Function(log) | Kind::Extension(log) => {
                 let rid = log.request_id.as_deref().or(current_request);
@@ -149,11 +194,10 @@ impl Logs {
                 runtime_version_arn,
                 ..
             } => {
-                let line = format!(
-                    "INIT_START Runtime Version: {} Runtime Version ARN: {}",
-                    runtime_version.as_deref().unwrap_or("?"),
-                    runtime_version_arn.as_deref().unwrap_or("?")
-                );
+                line.push_str("INIT_START Runtime Version: ");
+                line.push_str(runtime_version.as_deref().unwrap_or("?"));
+                line.push_str(" Runtime Version ARN: ");
+                line.push_str(runtime_version_arn.as_deref().unwrap_or("?"));
                 self.push(&line, t, "info", current_request);
             }
             Kind::Start {
@@ -161,11 +205,10 @@ impl Logs {
                 version,
             } => {
                 let rid = request_id.as_deref().or(current_request);
-                let line = format!(
-                    "START RequestId: {} Version: {}",
-                    rid.unwrap_or(""),
-                    version.as_deref().unwrap_or("$LATEST")
-                );
+                line.push_str("START RequestId: ");
+                line.push_str(rid.unwrap_or(""));
+                line.push_str(" Version: ");
+                line.push_str(version.as_deref().unwrap_or("$LATEST"));
                 self.push(&line, t, "info", rid);
             }
             Kind::RuntimeDone {
@@ -176,20 +219,19 @@ impl Logs {
                 ..
             } => {
                 let rid = request_id.as_deref().or(current_request);
-                let mut line = format!("END RequestId: {}", rid.unwrap_or(""));
+                line.push_str("END RequestId: ");
+                line.push_str(rid.unwrap_or(""));
                 let status = status.as_deref().unwrap_or("success");
                 let level = if status.eq_ignore_ascii_case("success") {
                     "info"
                 } else if status.eq_ignore_ascii_case("timeout") {
-                    let secs = duration_ms.unwrap_or(0.0) / 1000.0;
-                    let _ = write!(line, " Task timed out after {secs:.2} seconds");
+                    line.push_str(" Task timed out after ");
+                    push_fixed(&mut line, duration_ms.unwrap_or(0.0) / 1000.0, 2);
+                    line.push_str(" seconds");
                     "error"
                 } else {
-                    let _ = write!(
-                        line,
-                        " Task failed: {}",
-                        error_type.as_deref().unwrap_or(status)
-                    );
+                    line.push_str(" Task failed: ");
+                    line.push_str(error_type.as_deref().unwrap_or(status));
                     "error"
                 };
                 self.push(&line, t, level, rid);
@@ -204,12 +246,17 @@ impl Logs {
                 ..
             } => {
                 let rid = request_id.as_deref().or(current_request);
-                let mut line = format!("REPORT RequestId: {}", rid.unwrap_or(""));
+                line.push_str("REPORT RequestId: ");
+                line.push_str(rid.unwrap_or(""));
                 if let Some(d) = duration_ms {
-                    let _ = write!(line, " Duration: {d:.2} ms");
+                    line.push_str(" Duration: ");
+                    push_fixed(&mut line, *d, 2);
+                    line.push_str(" ms");
                 }
                 if let Some(d) = billed_duration_ms {
-                    let _ = write!(line, " Billed Duration: {d:.0} ms");
+                    line.push_str(" Billed Duration: ");
+                    push_fixed(&mut line, *d, 0);
+                    line.push_str(" ms");
                 }
                 if let Some(m) = memory_size_mb {
                     let _ = write!(line, " Memory Size: {m} MB");
@@ -218,12 +265,15 @@ impl Logs {
                     let _ = write!(line, " Max Memory Used: {m} MB");
                 }
                 if let Some(d) = init_duration_ms {
-                    let _ = write!(line, " Init Duration: {d:.2} ms");
+                    line.push_str(" Init Duration: ");
+                    push_fixed(&mut line, *d, 2);
+                    line.push_str(" ms");
                 }
                 self.push(&line, t, "info", rid);
             }
             _ => {}
         }
+        self.line = line;
     }
 
     /// Adds one entry (also for the extension's own lines, e.g. a notice of
@@ -235,61 +285,105 @@ impl Logs {
         status: &str,
         request_id: Option<&str>,
     ) {
-        let mut e = self.entry(message, time_ms, status, request_id);
-        if e.len() > MAX_LOG_BYTES {
-            let excess = e.len() - MAX_LOG_BYTES + TRUNCATED.len();
+        let start = self.buf.len();
+        self.write_entry(message, time_ms, status, request_id);
+        let len = self.buf.len() - start;
+        if len > MAX_LOG_BYTES {
+            let excess = len - MAX_LOG_BYTES + TRUNCATED.len();
             let budget = escaped_len(message).saturating_sub(excess);
             let cut = escaped_prefix(message, budget);
             let msg = format!("{}{TRUNCATED}", &message[..cut]);
-            e = self.entry(&msg, time_ms, status, request_id);
+            self.buf.truncate(start);
+            self.write_entry(&msg, time_ms, status, request_id);
         }
-        self.buf_bytes += e.len();
-        self.buf.push_back(e);
+        let len = self.buf.len() - start;
+        self.buf.push(b',');
+        self.lens.push_back(len as u32);
         self.enforce_bound();
     }
 
-    fn entry(
-        &self,
+    /// Appends one serialized entry (no comma) to `buf`.
+    fn write_entry(
+        &mut self,
         message: &str,
         time_ms: Option<i64>,
         status: &str,
         rid: Option<&str>,
-    ) -> String {
-        let mut e =
-            String::with_capacity(message.len() + self.lambda_arn.len() + self.tail.len() + 128);
-        e.push_str("{\"message\":{\"message\":\"");
-        write_escaped(&mut e, message);
-        e.push('"');
-        e.push_str(&self.lambda_arn);
+    ) {
+        let out = &mut self.buf;
+        out.reserve(message.len() + self.lambda_arn.len() + self.tail.len() + 128);
+        out.extend_from_slice(b"{\"message\":{\"message\":\"");
+        escape_into(out, message);
+        out.push(b'"');
+        out.extend_from_slice(self.lambda_arn.as_bytes());
         if let Some(rid) = rid {
-            e.push_str(",\"request_id\":");
-            write_str(&mut e, rid);
+            out.extend_from_slice(b",\"request_id\":\"");
+            escape_into(out, rid);
+            out.push(b'"');
         }
-        e.push_str("}}");
+        out.extend_from_slice(b"}}");
         if let Some(t) = time_ms {
-            let _ = write!(e, ",\"timestamp\":{t}");
+            out.extend_from_slice(b",\"timestamp\":");
+            push_i64(out, t);
         }
-        e.push_str(",\"status\":");
-        write_str(&mut e, status);
-        e.push_str(&self.tail);
-        e
+        out.extend_from_slice(b",\"status\":\"");
+        escape_into(out, status);
+        out.push(b'"');
+        out.extend_from_slice(self.tail.as_bytes());
+    }
+
+    /// Serialized bytes held (entries and their commas).
+    fn live_bytes(&self) -> usize {
+        self.buf.len() - self.head
     }
 
     fn enforce_bound(&mut self) {
-        while self.buf_bytes > self.max_bytes && self.buf.len() > 1 {
-            if let Some(old) = self.buf.pop_front() {
-                self.buf_bytes -= old.len();
+        while self.live_bytes() > self.max_bytes && self.lens.len() > 1 {
+            if let Some(l) = self.lens.pop_front() {
+                self.head += l as usize + 1;
                 self.dropped += 1;
             }
+        }
+        self.compact();
+    }
+
+    /// Reclaims the consumed front: at once when nothing is live (the usual
+    /// case after a flush), else once it is at least half of the buffer.
+    fn compact(&mut self) {
+        if self.lens.is_empty() {
+            self.buf.truncate(1);
+            self.head = 1;
+            if self.buf.capacity() > 2 * KEEP_CAPACITY {
+                self.buf.shrink_to(KEEP_CAPACITY);
+            }
+        } else if self.head > 4096 && self.head > self.live_bytes() {
+            self.buf.drain(1..self.head);
+            self.head = 1;
+        }
+    }
+
+    /// A fresh buffer: the spare if there is one, else a new one.
+    fn fresh(&mut self) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.spare);
+        v.clear();
+        v.push(b'[');
+        v
+    }
+
+    /// Hands back a batch that was sent: its memory serves the next batch.
+    pub fn recycle(&mut self, batch: Batch) {
+        let body = batch.body;
+        if body.capacity() > self.spare.capacity() && body.capacity() <= 2 * KEEP_CAPACITY {
+            self.spare = body;
         }
     }
 
     /// Entries buffered.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.lens.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.lens.is_empty()
     }
     /// Entries dropped so far because of the memory bound.
     pub fn dropped(&self) -> u64 {
@@ -299,28 +393,151 @@ impl Logs {
     /// Removes the oldest entries that fit one request (≤ 1,000 entries,
     /// ≤ 5 MiB as a JSON array); `None` when the buffer is empty.
     pub fn take_batch(&mut self) -> Option<Batch> {
-        let mut b = Batch::default();
-        while let Some(e) = self.buf.front() {
-            let next = b.json_len() + e.len() + usize::from(!b.is_empty());
-            if b.len() >= MAX_BATCH_ENTRIES || (!b.is_empty() && next > MAX_BATCH_BYTES) {
+        let mut n = 0;
+        let mut bytes = 0; // "e1,...,en"
+        for &l in &self.lens {
+            let next = bytes + usize::from(n > 0) + l as usize;
+            if n >= MAX_BATCH_ENTRIES || (n > 0 && next + 2 > MAX_BATCH_BYTES) {
                 break;
             }
-            let e = self.buf.pop_front().unwrap_or_default();
-            self.buf_bytes -= e.len();
-            b.bytes += e.len();
-            b.entries.push(e);
+            bytes = next;
+            n += 1;
         }
-        (!b.is_empty()).then_some(b)
+        if n == 0 {
+            return None;
+        }
+        let lens = self.lens.drain(..n).collect();
+        if self.lens.is_empty() && self.head == 1 {
+            // Everything: the buffer is the body (`[e1,...,en,` → `[e1,...,en]`).
+            let fresh = self.fresh();
+            let mut body = std::mem::replace(&mut self.buf, fresh);
+            body.truncate(1 + bytes);
+            body.push(b']');
+            return Some(Batch { body, lens });
+        }
+        let mut body = self.fresh();
+        body.reserve(bytes + 1);
+        body.extend_from_slice(&self.buf[self.head..self.head + bytes]);
+        body.push(b']');
+        self.head += bytes + 1;
+        self.compact();
+        Some(Batch { body, lens })
     }
 
     /// Returns a batch whose send failed to the front of the buffer, in
     /// order (then the memory bound applies, dropping the oldest first).
     pub fn put_back(&mut self, batch: Batch) {
-        self.buf_bytes += batch.bytes;
-        for e in batch.entries.into_iter().rev() {
-            self.buf.push_front(e);
+        if batch.is_empty() {
+            return;
+        }
+        let inner = batch.inner();
+        let need = inner.len() + 1;
+        if self.head > need {
+            let h = self.head - need;
+            self.buf[h..h + inner.len()].copy_from_slice(inner);
+            self.buf[h + inner.len()] = b',';
+            self.head = h;
+        } else {
+            let mut buf = Vec::with_capacity(1 + need + self.live_bytes());
+            buf.push(b'[');
+            buf.extend_from_slice(inner);
+            buf.push(b',');
+            buf.extend_from_slice(&self.buf[self.head..]);
+            self.buf = buf;
+            self.head = 1;
+        }
+        for &l in batch.lens.iter().rev() {
+            self.lens.push_front(l);
         }
         self.enforce_bound();
+    }
+}
+
+/// Appends `s` JSON-escaped (no quotes): `"` `\` and control characters
+/// (`\n`, `\r`, `\t`, `\b`, `\f`, others `\u00XX`). Runs of plain bytes are
+/// found a word at a time and copied at once; an escape is two byte stores.
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let b = s.as_bytes();
+    out.reserve(b.len());
+    let mut run = 0;
+    let mut i = 0;
+    loop {
+        i = scan_plain(b, i);
+        let Some(&c) = b.get(i) else { break };
+        out.extend_from_slice(&b[run..i]);
+        let e = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            _ => 0,
+        };
+        if e != 0 {
+            out.extend_from_slice(&[b'\\', e]);
+        } else {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(c >> 4) as usize],
+                HEX[(c & 15) as usize],
+            ]);
+        }
+        i += 1;
+        run = i;
+    }
+    out.extend_from_slice(&b[run..]);
+}
+
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&d[i..]);
+}
+
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// Appends `v` as `format!("{v:.N}")` does, N = `decimals` (0 or 2): by
+/// integer arithmetic when the result is certain (a non-negative value below
+/// 10^7 not within 10^-6 of a rounding tie, far more than the product's
+/// rounding error), else through `format!`.
+fn push_fixed(out: &mut String, v: f64, decimals: u32) {
+    let scale = 10u64.pow(decimals);
+    let x = v * scale as f64;
+    if v >= 0.0 && x < 1e9 && ((x - x.floor()) - 0.5).abs() > 1e-6 {
+        let r = x.round() as u64;
+        let mut digits = Vec::with_capacity(24);
+        push_u64(&mut digits, r / scale);
+        if decimals > 0 {
+            digits.push(b'.');
+            let f = r % scale;
+            let mut p = scale / 10;
+            while p > 0 {
+                digits.push(b'0' + ((f / p) % 10) as u8);
+                p /= 10;
+            }
+        }
+        out.push_str(std::str::from_utf8(&digits).unwrap_or(""));
+    } else {
+        let _ = write!(out, "{v:.prec$}", prec = decimals as usize);
     }
 }
 
@@ -376,6 +593,7 @@ fn escaped_prefix(s: &str, budget: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:f";
 
@@ -400,7 +618,7 @@ mod tests {
     fn all(l: &mut Logs) -> Vec<String> {
         let mut v = Vec::new();
         while let Some(b) = l.take_batch() {
-            v.extend(b.entries);
+            v.extend(b.entries().into_iter().map(String::from));
         }
         v
     }
@@ -624,11 +842,11 @@ mod tests {
         assert_eq!(l.dropped(), 0);
         let mut v = Vec::new();
         while let Some(x) = l.take_batch() {
-            v.extend(x.entries);
+            v.extend(x.entries().into_iter().map(String::from));
         }
         assert_eq!(v.len(), 1501);
-        assert_eq!(&v[..1000], a.entries());
-        assert_eq!(&v[1000..1500], b.entries());
+        assert_eq!(v[..1000], a.entries());
+        assert_eq!(v[1000..1500], b.entries());
         assert!(v[1500].contains("\"new\""));
     }
 
@@ -640,5 +858,105 @@ mod tests {
         let v = all(&mut l);
         assert!(v[0].contains(r#""request_id":"cur""#));
         assert!(!v[1].contains("request_id"));
+    }
+
+    #[test]
+    fn numbers_match_format() {
+        let mut vals = vec![
+            0.0,
+            0.004,
+            0.005,
+            0.015,
+            0.125,
+            1.0,
+            2.675,
+            1.005,
+            2599.4,
+            549.04,
+            2599.405,
+            99.995,
+            1e6 + 0.125,
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x % 100_000_000) as f64 / 1000.0; // ms with µs, up to 100 000 s
+            vals.push(v);
+            vals.push((x % 1_000_000) as f64 / 100.0 + 0.005); // near ties
+        }
+        vals.extend([1e12, 3e9 + 0.5, -1.5, f64::NAN]);
+        for v in vals {
+            for d in [0u32, 2] {
+                let mut s = String::new();
+                push_fixed(&mut s, v, d);
+                assert_eq!(s, format!("{v:.prec$}", prec = d as usize), "{v} .{d}");
+            }
+        }
+        for v in [0i64, 7, -7, 1_700_000_000_123, i64::MIN, i64::MAX] {
+            let mut b = Vec::new();
+            push_i64(&mut b, v);
+            assert_eq!(String::from_utf8(b).unwrap(), v.to_string());
+        }
+    }
+
+    #[test]
+    fn escaping_matches_the_json_writer() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é\u{1F600}\"\\ plain text of some length \u{7f}\u{2028}");
+        for s in [
+            all.as_str(),
+            "",
+            "x",
+            "\"",
+            "ab\ncd\te",
+            "0123456789abcdef0123\u{1}",
+        ] {
+            let mut a = Vec::new();
+            escape_into(&mut a, s);
+            let mut b = String::new();
+            crate::json::write_escaped(&mut b, s);
+            assert_eq!(String::from_utf8(a).unwrap(), b, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn whole_buffer_batches_and_recycling() {
+        let mut l = logs();
+        for round in 0..3 {
+            for i in 0..10 {
+                l.push(&format!("r{round} l{i}"), Some(i), "info", None);
+            }
+            let b = l.take_batch().unwrap();
+            assert!(l.take_batch().is_none() && l.is_empty());
+            let v: Value = serde_json::from_slice(b.json()).unwrap();
+            assert_eq!(v.as_array().unwrap().len(), 10);
+            assert_eq!(v[9]["message"]["message"], format!("r{round} l9"));
+            assert_eq!(b.json(), &b.to_json()[..]);
+            assert_eq!(b.json_len(), b.json().len());
+            l.recycle(b);
+        }
+        // A partial batch (over 1,000 entries) copies; the rest stays in order.
+        for i in 0..1005 {
+            l.push(&i.to_string(), None, "info", None);
+        }
+        let a = l.take_batch().unwrap();
+        let b = l.take_batch().unwrap();
+        assert_eq!((a.len(), b.len()), (1000, 5));
+        l.put_back(b);
+        l.put_back(a);
+        let again = l.take_batch().unwrap();
+        let v: Value = serde_json::from_slice(again.json()).unwrap();
+        assert_eq!(
+            (
+                v[0]["message"]["message"].as_str(),
+                v[999]["message"]["message"].as_str()
+            ),
+            (Some("0"), Some("999"))
+        );
+        let rest: Value = serde_json::from_slice(l.take_batch().unwrap().json()).unwrap();
+        assert_eq!(rest[4]["message"]["message"], "1004");
+        assert!(l.take_batch().is_none());
     }
 }

@@ -192,9 +192,9 @@ impl Shipper {
         }
         if let Some(l) = &mut dd.logs {
             while let Some(batch) = l.take_batch() {
-                let body = batch.to_json();
-                match self.send(&self.logs_url.clone(), "application/json", &body, deadline_ms) {
-                    Sent::Delivered => {}
+                match self.send(&self.logs_url.clone(), "application/json", batch.json(), deadline_ms) {
+                    // Its memory serves the next batch (no fresh allocation per flush).
+                    Sent::Delivered => l.recycle(batch),
                     Sent::Refused => self.stats.dropped_payloads += 1,
                     Sent::Keep => {
                         l.put_back(batch);
