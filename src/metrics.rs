@@ -83,6 +83,8 @@ pub struct Options {
 
 #[derive(Debug)]
 struct Request {
+    /// [`id_hash`] of `id`: the lookup compares this first.
+    hash: u64,
     id: String,
     runtime_ms: Option<f64>,
     oom: bool,
@@ -401,13 +403,21 @@ impl Metrics {
     }
 
     fn request(&mut self, rid: &str) -> &mut Request {
-        let i = match self.requests.iter().rposition(|r| r.id == rid) {
+        // A new request id is compared with every remembered one (up to
+        // MAX_OPEN_REQUESTS): hashes first, not 256 string comparisons.
+        let hash = id_hash(rid);
+        let i = match self
+            .requests
+            .iter()
+            .rposition(|r| r.hash == hash && r.id == rid)
+        {
             Some(i) => i,
             None => {
                 if self.requests.len() >= MAX_OPEN_REQUESTS {
                     self.requests.pop_front();
                 }
                 self.requests.push_back(Request {
+                    hash,
                     id: rid.to_string(),
                     runtime_ms: None,
                     oom: false,
@@ -423,6 +433,13 @@ impl Metrics {
         self.learned.retain(|t| tag_key(t) != key);
         self.learned.push(tag);
     }
+}
+
+/// FNV-1a: cheap, and good enough to tell request ids apart before comparing them.
+fn id_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn tag_key(tag: &str) -> &str {
