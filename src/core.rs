@@ -222,8 +222,12 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                 }
                 _ => {}
             }
-            let current = self.current_request().map(str::to_string);
-            self.sink.on_record(rec, current.as_deref());
+            // (Borrowed field by field: no copy of the request id per record.)
+            let current = match &self.phase {
+                Phase::Invoking { request_id, .. } => Some(request_id.as_str()),
+                _ => self.last_request.as_deref(),
+            };
+            self.sink.on_record(rec, current);
         }
     }
 
