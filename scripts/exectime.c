@@ -109,6 +109,11 @@ int main(int argc, char **argv) {
   setenv("AWS_REGION", "us-east-1", 0);
   setenv("DD_API_KEY", "0000000000000000000000000000000a", 0);
 
+  // the child's stdio goes to /dev/null (EXECTIME_STDIO=1 keeps it)
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (!getenv("EXECTIME_STDIO"))
+    for (int fd = 0; fd < 3; fd++) posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", fd ? O_WRONLY : O_RDONLY, 0);
   long long *t = calloc(runs, sizeof *t);
   int registered = 0, exited = 0;
   for (int r = 0; r < runs; r++) {
@@ -119,7 +124,7 @@ int main(int argc, char **argv) {
     }
     pid_t pid;
     long long t0 = now_ns();
-    if (posix_spawn(&pid, cargv[0], NULL, NULL, cargv, environ)) { perror("posix_spawn"); return 1; }
+    if (posix_spawn(&pid, cargv[0], &fa, NULL, cargv, environ)) { perror("posix_spawn"); return 1; }
     int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
     struct pollfd pf[2] = {{.fd = ls, .events = POLLIN}, {.fd = pfd, .events = POLLIN}};
     long long t1 = 0;
