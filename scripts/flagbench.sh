@@ -25,6 +25,8 @@ CONFIGS=(
   "tls-sysca|probe|sysca|"
   "tls-minprov|probe|minprov|"
   "minprov+shallow|probe|minprov|SLIMCAP_FMT_DEBUG=shallow"
+  "tls-raw|probe|raw|"
+  "tls-raw+shallow|probe|raw|SLIMCAP_FMT_DEBUG=shallow"
   "slimcap|slimcap||"
   "static-pie|probe|webpki|EXTRA_RUSTFLAGS=-Crelocation-model=pie"
   "static-pie+relr|probe|webpki|EXTRA_RUSTFLAGS=-Crelocation-model=pie -Clink-arg=-Wl,-z,pack-relative-relocs"

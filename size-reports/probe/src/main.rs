@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+#[cfg(not(feature = "raw"))]
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
@@ -19,7 +20,7 @@ fn remote_agent() -> ureq::Agent {
 }
 
 /// notls: ureq without TLS (https fails at run time); webpki: ureq's default TlsConfig.
-#[cfg(not(feature = "tls"))]
+#[cfg(not(any(feature = "tls", feature = "raw")))]
 fn remote_agent() -> ureq::Agent {
     agent()
 }
@@ -75,7 +76,7 @@ fn tls_config() -> ureq::tls::TlsConfig {
 
 /// Certificate signatures: ECDSA P-256/P-384, RSA PKCS#1 and PSS (SHA-256/384); TLS 1.3
 /// CertificateVerify: ECDSA P-256/P-384, RSA-PSS. No Ed25519, no SHA-512.
-#[cfg(feature = "minprov")]
+#[cfg(any(feature = "minprov", feature = "raw"))]
 static SIG_ALGS: rustls::crypto::WebPkiSupportedAlgorithms = {
     use rustls::SignatureScheme as S;
     use webpki::ring as w;
@@ -101,10 +102,10 @@ static SIG_ALGS: rustls::crypto::WebPkiSupportedAlgorithms = {
     }
 };
 
-#[cfg(feature = "minprov")]
+#[cfg(any(feature = "minprov", feature = "raw"))]
 #[derive(Debug)]
 struct Rng;
-#[cfg(feature = "minprov")]
+#[cfg(any(feature = "minprov", feature = "raw"))]
 impl rustls::crypto::SecureRandom for Rng {
     fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
         use ring_crate::rand::SecureRandom;
@@ -113,7 +114,7 @@ impl rustls::crypto::SecureRandom for Rng {
             .map_err(|_| rustls::crypto::GetRandomFailed)
     }
 }
-#[cfg(feature = "minprov")]
+#[cfg(any(feature = "minprov", feature = "raw"))]
 impl rustls::crypto::KeyProvider for Rng {
     fn load_private_key(
         &self,
@@ -123,6 +124,7 @@ impl rustls::crypto::KeyProvider for Rng {
     }
 }
 
+#[cfg(not(feature = "raw"))]
 fn main() {
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
     let local = agent();
@@ -154,4 +156,96 @@ fn main() {
         }
     }
     std::process::exit(if id > 0 { 0 } else { 5 })
+}
+
+/// `raw`: no ureq. register with a hand-written HTTP/1.1 request over TcpStream; the HTTPS GET
+/// over rustls::StreamOwned (TLS 1.3 only, the minimal ring provider, system CA bundle).
+#[cfg(feature = "raw")]
+fn main() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
+    let body = "{\"events\":[\"INVOKE\",\"SHUTDOWN\"]}";
+    let id = (|| -> std::io::Result<bool> {
+        let mut s = TcpStream::connect(api.as_str())?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let req = format!(
+            "POST /2020-01-01/extension/register HTTP/1.1\r\nHost: {api}\r\nLambda-Extension-Name: probe\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes())?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(String::from_utf8_lossy(&buf).to_ascii_lowercase().contains("lambda-extension-identifier:"))
+    })()
+    .unwrap_or_else(|_| std::process::exit(3));
+    if let Ok(url) = std::env::var("PROBE_URL") {
+        match https_get(&url) {
+            Ok((status, n)) => println!("{status} {n} bytes"),
+            Err(e) => {
+                println!("error: {e}");
+                std::process::exit(4)
+            }
+        }
+    }
+    std::process::exit(if id { 0 } else { 5 })
+}
+
+#[cfg(feature = "raw")]
+fn https_get(url: &str) -> Result<(String, usize), Box<dyn std::error::Error>> {
+    use rustls::crypto::{ring, CryptoProvider};
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let rest = url.strip_prefix("https://").ok_or("not https")?;
+    let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = hostport.split(':').next().unwrap_or(hostport);
+    let addr = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:443") };
+    let mut roots = rustls::RootCertStore::empty();
+    for p in [
+        std::env::var("SSL_CERT_FILE").unwrap_or_default().as_str(),
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/ssl/certs/ca-bundle.crt",
+    ] {
+        if let Ok(pem) = std::fs::read(p) {
+            roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&pem).filter_map(|c| c.ok()));
+            break;
+        }
+    }
+    let provider = CryptoProvider {
+        cipher_suites: vec![
+            ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
+            ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        kx_groups: vec![ring::kx_group::X25519],
+        signature_verification_algorithms: SIG_ALGS,
+        secure_random: &Rng,
+        key_provider: &Rng,
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from(host.to_string())?)?;
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let req = format!("GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n", if path.is_empty() { "/" } else { path });
+    tls.write_all(req.as_bytes())?;
+    let mut resp = Vec::new();
+    match tls.read_to_end(&mut resp) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !resp.is_empty() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let status = String::from_utf8_lossy(resp.split(|&b| b == b'\r').next().unwrap_or(b"")).into_owned();
+    Ok((status, resp.len()))
 }
