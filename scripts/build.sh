@@ -122,6 +122,9 @@ REMAP=(--remap-path-prefix="$ROOT=/slimcap"
        --remap-path-prefix="$RUST_SRC=/rust")
 
 export CARGO_PROFILE_RELEASE_PANIC=$PANIC_PROFILE
+# Link with symbols and strip when copying to $OUT: `cargo bloat` (scripts/size.sh) then
+# analyses the very artifacts that were shipped instead of rebuilding std without strip.
+export CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=false
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0}
 
 triple() { case "$1" in x86_64) echo x86_64-unknown-linux-musl;; arm64) echo aarch64-unknown-linux-musl;; esac; }
@@ -171,10 +174,9 @@ build_one() {
   log "$t: panic=$PANIC_PROFILE ${CARGO_Z[*]} ${!env_rf}"
   if [ -n "${SLIMCAP_BLOAT:-}" ]; then
     # cargo-bloat has no --manifest-path: run it in the manifest's directory (this repo's
-    # .cargo/config.toml still applies to crates below it). Symbols are needed: no strip.
+    # .cargo/config.toml still applies to crates below it).
     # shellcheck disable=SC2086
-    (cd "$(dirname "$MANIFEST")" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=false \
-      "$CARGO" bloat --release ${CARGO_LOCKED---locked} --target "$t" -p "$PACKAGE" --bin "$BIN" \
+    (cd "$(dirname "$MANIFEST")" && "$CARGO" bloat --release ${CARGO_LOCKED---locked} --target "$t" -p "$PACKAGE" --bin "$BIN" \
       "${CARGO_Z[@]}" ${CARGO_ARGS:-} $SLIMCAP_BLOAT)
     return
   fi
@@ -194,7 +196,9 @@ build_one() {
   rm -f "$errlog"
   mkdir -p "$OUT"
   local dst="$OUT/$NAME-$a"
-  cp "$CARGO_TARGET_DIR/$t/release/$BIN" "$dst.tmp"
+  local strip=strip
+  [ "$a" = arm64 ] && strip=aarch64-linux-gnu-strip
+  "$strip" --strip-all -o "$dst.tmp" "$CARGO_TARGET_DIR/$t/release/$BIN"
   mv -f "$dst.tmp" "$dst"
   chmod 0755 "$dst"
   verify_static "$dst" "$a"

@@ -75,21 +75,21 @@ if [ -z "${SIZE_NO_BLOAT:-}" ]; then
     log "cargo-bloat missing (scripts/toolchain.sh installs it); skipping bloat reports"
   else
     export PATH=$PATH:${CARGO_HOME:-$HOME/.cargo}/bin
-    # Same target, flags and profile as the release binary (build.sh), symbols kept; its own
-    # target dir so the release artifacts are not rebuilt.
-    bt=${BLOAT_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/bloat}
-    for a in x86_64; do
-      hdr="# cargo bloat, $a musl release flags (scripts/build.sh), $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo +dirty), .text only"
-      if { echo "$hdr"; CARGO_TARGET_DIR=$bt SLIMCAP_BLOAT="--crates -n 40" scripts/build.sh "$a" 2>/dev/null; } > size-reports/bloat-crates.txt.tmp \
-         && { echo "$hdr"; CARGO_TARGET_DIR=$bt SLIMCAP_BLOAT="-n 60 -w" scripts/build.sh "$a" 2>/dev/null; } > size-reports/bloat-functions.txt.tmp; then
-        mv size-reports/bloat-crates.txt.tmp size-reports/bloat-crates.txt
-        mv size-reports/bloat-functions.txt.tmp size-reports/bloat-functions.txt
-        log "wrote size-reports/bloat-crates.txt, size-reports/bloat-functions.txt"
+    # Same target, flags and profile as the release binary: build.sh links with symbols and
+    # strips the copy in dist/, so cargo bloat finds the artifacts fresh and only analyses them.
+    bt=${BLOAT_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}
+    rev="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo +dirty)"
+    bloat() { # arch, cargo-bloat args, output file
+      local hdr="# cargo bloat $2, $1 musl release build (scripts/build.sh), $rev, .text only"
+      if { echo "$hdr"; CARGO_TARGET_DIR=$bt SLIMCAP_BLOAT="$2" scripts/build.sh "$1" 2>/dev/null; } > "$3.tmp"; then
+        mv "$3.tmp" "$3"; log "wrote $3"
       else
-        rm -f size-reports/bloat-*.tmp
-        log "cargo bloat failed; bloat reports not updated"
+        rm -f "$3.tmp"; log "cargo bloat failed for $1; $3 not updated"
       fi
-    done
+    }
+    bloat x86_64 "--crates -n 40" size-reports/bloat-crates.txt
+    bloat x86_64 "-n 60 -w" size-reports/bloat-functions.txt
+    bloat arm64 "--crates -n 40" size-reports/bloat-crates-arm64.txt
   fi
 fi
 
