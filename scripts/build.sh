@@ -24,6 +24,7 @@
 #   SLIMCAP_FMT_DEBUG  full (default) | shallow | none   (none breaks {:?} on wire paths)
 #   SLIMCAP_STD_FEATURES  -Zbuild-std-features value (default: optimize_for_size if std has it)
 #   SLIMCAP_NO_ZIP=1   skip the zips;  SLIMCAP_NO_SMOKE=1  skip the start-up smoke run
+#   SLIMCAP_DRY_RUN=1  print the cargo invocation (after the flag probes) and stop
 #   SLIMCAP_STRICT=1   fail instead of falling back when an unstable flag is rejected
 #   RUSTC, CARGO       default /usr/bin/rustc, /usr/bin/cargo (Debian rustc-web, has rust-src)
 #   SLIMCAP_BLOAT="cargo-bloat args"  instead of building dist/, run `cargo bloat` with the same
@@ -172,6 +173,7 @@ build_one() {
   start=$(date +%s)
   errlog=$(mktemp)
   log "$t: panic=$PANIC_PROFILE ${CARGO_Z[*]} ${!env_rf}"
+  [ -n "${SLIMCAP_DRY_RUN:-}" ] && return 0
   if [ -n "${SLIMCAP_BLOAT:-}" ]; then
     # cargo-bloat has no --manifest-path: run it in the manifest's directory (this repo's
     # .cargo/config.toml still applies to crates below it).

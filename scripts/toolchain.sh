@@ -5,6 +5,8 @@
 #
 #   scripts/toolchain.sh            # install / verify
 #   SLIMCAP_NO_BLOAT=1 scripts/toolchain.sh   # skip cargo-bloat
+#   SLIMCAP_XTC=dir    cache dir for the generated cross pieces (default ~/.cache/slimcap-xtc;
+#                      scripts/build.sh and scripts/xtc/* read the same variable)
 #
 # What it sets up (see size-reports/README.md for why):
 #   - Debian: rustc-web/cargo-web/rust-web-src (rustc 1.9x + std sources, so -Zbuild-std works
@@ -15,7 +17,7 @@
 #   - cargo-bloat (cargo install --locked, with the rustup/host cargo).
 set -euo pipefail
 
-XTC=${XTC:-$HOME/.cache/slimcap-xtc}
+XTC=${SLIMCAP_XTC:-${XTC:-$HOME/.cache/slimcap-xtc}}
 LLVM=/usr/lib/llvm-16
 XTC_VERSION=2   # bump when the generated files below change
 
