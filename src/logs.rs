@@ -370,10 +370,22 @@ impl Logs {
         v
     }
 
-    /// Hands back a batch that was sent: its memory serves the next batch.
+    /// Hands back a batch that was sent: its memory serves the next entries
+    /// (the buffer, if nothing is buffered and it is smaller) or the next
+    /// batch. Without this, each flush would start the buffer from nothing
+    /// and grow it again (with musl's allocator: fresh mmaps and page faults).
     pub fn recycle(&mut self, batch: Batch) {
-        let body = batch.body;
-        if body.capacity() > self.spare.capacity() && body.capacity() <= 2 * KEEP_CAPACITY {
+        let mut body = batch.body;
+        if body.capacity() > 2 * KEEP_CAPACITY {
+            return;
+        }
+        if self.lens.is_empty() && body.capacity() > self.buf.capacity() {
+            body.clear();
+            body.push(b'[');
+            self.head = 1;
+            body = std::mem::replace(&mut self.buf, body);
+        }
+        if body.capacity() > self.spare.capacity() {
             self.spare = body;
         }
     }
@@ -935,7 +947,10 @@ mod tests {
             assert_eq!(v[9]["message"]["message"], format!("r{round} l9"));
             assert_eq!(b.json(), &b.to_json()[..]);
             assert_eq!(b.json_len(), b.json().len());
+            let cap = b.body.capacity();
             l.recycle(b);
+            // The sent body's memory is the buffer again (no regrowth per flush).
+            assert!(l.buf.capacity() >= cap && l.buf == b"[" && l.head == 1);
         }
         // A partial batch (over 1,000 entries) copies; the rest stays in order.
         for i in 0..1005 {
