@@ -166,7 +166,8 @@ impl Shipper {
                 }
             }
             if let Some(l) = &mut dd.logs {
-                while l.take_batch().is_some() {
+                while let Some(b) = l.take_batch() {
+                    l.recycle(b);
                     n += 1;
                 }
             }
