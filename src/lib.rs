@@ -10,6 +10,7 @@ pub mod json;
 pub mod telemetry;
 pub mod time;
 pub mod http1;
+pub mod httpc;
 pub mod extapi;
 pub mod core;
 pub mod sketch;

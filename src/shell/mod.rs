@@ -10,6 +10,7 @@
 
 mod listener;
 mod logger;
+mod net;
 mod runtime_api;
 mod secrets;
 mod ship;

@@ -1,15 +1,22 @@
 //! The Extensions and Telemetry API calls over plain HTTP to
-//! `AWS_LAMBDA_RUNTIME_API`, with ureq. Request bodies and answer parsing
-//! live in `crate::extapi`; this file only moves bytes.
+//! `AWS_LAMBDA_RUNTIME_API` (a loopback `host:port`): one kept-alive
+//! connection per handle, no resolver thread, no TLS. Request bodies and
+//! answer parsing live in `crate::extapi`; this file only moves bytes.
 
+use super::net::Client;
 use crate::extapi::{self, Event, Registration, SubscribeOutcome};
-use std::io::Read;
+use crate::httpc::Response;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub struct RuntimeApi {
-    agent: ureq::Agent,
+    client: Mutex<Client>,
     base: String,
     id: String,
 }
+
+/// Bound for the calls that answer at once (register, subscribe, errors).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What went wrong talking to the Runtime API.
 #[derive(Debug)]
@@ -29,114 +36,102 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-fn read_body(resp: &mut ureq::http::Response<ureq::Body>) -> String {
-    let mut s = String::new();
-    let _ = resp
-        .body_mut()
-        .as_reader()
-        .take(1 << 20)
-        .read_to_string(&mut s);
-    s
-}
-
 impl RuntimeApi {
     pub fn new(runtime_api: &str) -> RuntimeApi {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_idle_connections_per_host(4)
-            .build()
-            .into();
-        RuntimeApi { agent, base: format!("http://{runtime_api}"), id: String::new() }
+        RuntimeApi { client: Mutex::new(Client::new()), base: format!("http://{runtime_api}"), id: String::new() }
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// A second handle on the same registration (own connection pool entry),
-    /// for the concurrent-subscribe thread.
+    /// A second handle on the same registration (its own connection), for
+    /// the poller and the concurrent-subscribe thread.
     pub fn clone_handle(&self) -> RuntimeApi {
-        RuntimeApi { agent: self.agent.clone(), base: self.base.clone(), id: self.id.clone() }
+        RuntimeApi { client: Mutex::new(Client::new()), base: self.base.clone(), id: self.id.clone() }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<Response, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        client.send(method, &url, headers, body, deadline).map_err(|e| ApiError::Io(e.to_string()))
     }
 
     pub fn register(&mut self, name: &str, managed_instances: bool) -> Result<Registration, ApiError> {
-        let url = format!("{}/2020-01-01/extension/register", self.base);
-        let mut resp = self
-            .agent
-            .post(&url)
-            .header("Lambda-Extension-Name", name)
-            .header("Lambda-Extension-Accept-Feature", "accountId")
-            .header("Content-Type", "application/json")
-            .send(extapi::register_body(managed_instances))
-            .map_err(|e| ApiError::Io(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = read_body(&mut resp);
-        if status != 200 {
-            return Err(ApiError::Status(status, body));
+        let resp = self.call(
+            "POST",
+            "/2020-01-01/extension/register",
+            &[
+                ("Lambda-Extension-Name", name),
+                ("Lambda-Extension-Accept-Feature", "accountId"),
+                ("Content-Type", "application/json"),
+            ],
+            extapi::register_body(managed_instances).as_bytes(),
+            Some(CALL_TIMEOUT),
+        )?;
+        if resp.status != 200 {
+            return Err(ApiError::Status(resp.status, resp.text()));
         }
-        let id = resp
-            .headers()
-            .get("lambda-extension-identifier")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let id = resp.header("lambda-extension-identifier").unwrap_or("").to_string();
         if id.is_empty() {
-            return Err(ApiError::Status(status, "no Lambda-Extension-Identifier in the answer".into()));
+            return Err(ApiError::Status(resp.status, "no Lambda-Extension-Identifier in the answer".into()));
         }
         self.id = id;
-        Ok(extapi::parse_registration(body.as_bytes()))
+        Ok(extapi::parse_registration(&resp.body))
     }
 
     /// Long-polls `event/next` (no client timeout: the platform holds it).
     pub fn next(&self) -> Result<Event, ApiError> {
-        let url = format!("{}/2020-01-01/extension/event/next", self.base);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .header("Lambda-Extension-Identifier", &self.id)
-            .call()
-            .map_err(|e| ApiError::Io(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = read_body(&mut resp);
-        if status != 200 {
-            return Err(ApiError::Status(status, body));
+        let resp = self.call(
+            "GET",
+            "/2020-01-01/extension/event/next",
+            &[("Lambda-Extension-Identifier", &self.id)],
+            b"",
+            None,
+        )?;
+        if resp.status != 200 {
+            return Err(ApiError::Status(resp.status, resp.text()));
         }
-        Ok(extapi::parse_event(body.as_bytes()))
+        Ok(extapi::parse_event(&resp.body))
     }
 
     pub fn subscribe(&self, body: &str) -> SubscribeOutcome {
-        let url = format!("{}/2022-07-01/telemetry", self.base);
-        let res = self
-            .agent
-            .put(&url)
-            .header("Lambda-Extension-Identifier", &self.id)
-            .header("Content-Type", "application/json")
-            .send(body);
+        let res = self.call(
+            "PUT",
+            "/2022-07-01/telemetry",
+            &[("Lambda-Extension-Identifier", &self.id), ("Content-Type", "application/json")],
+            body.as_bytes(),
+            Some(CALL_TIMEOUT),
+        );
         match res {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let body = read_body(&mut resp);
-                extapi::subscribe_outcome(status, &body)
-            }
+            Ok(resp) => extapi::subscribe_outcome(resp.status, &resp.text()),
             Err(e) => SubscribeOutcome::Failed(e.to_string()),
         }
     }
 
     /// `init/error` or `exit/error` (`which`), best effort.
     pub fn report_error(&self, which: &str, error_type: &str, message: &str) -> Result<(), ApiError> {
-        let url = format!("{}/2020-01-01/extension/{which}", self.base);
-        let mut resp = self
-            .agent
-            .post(&url)
-            .header("Lambda-Extension-Identifier", &self.id)
-            .header("Lambda-Extension-Function-Error-Type", error_type)
-            .header("Content-Type", "application/json")
-            .send(extapi::error_body(error_type, message))
-            .map_err(|e| ApiError::Io(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = read_body(&mut resp);
-        if status / 100 != 2 {
-            return Err(ApiError::Status(status, body));
+        let resp = self.call(
+            "POST",
+            &format!("/2020-01-01/extension/{which}"),
+            &[
+                ("Lambda-Extension-Identifier", &self.id),
+                ("Lambda-Extension-Function-Error-Type", error_type),
+                ("Content-Type", "application/json"),
+            ],
+            extapi::error_body(error_type, message).as_bytes(),
+            Some(CALL_TIMEOUT),
+        )?;
+        if resp.status / 100 != 2 {
+            return Err(ApiError::Status(resp.status, resp.text()));
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! `DD_API_KEY_SECRET_ARN`: one `GetSecretValue` call with ureq, off the
+//! `DD_API_KEY_SECRET_ARN`: one `GetSecretValue` call over HTTPS, off the
 //! init path (see `shell::run`: the fetch starts right after the first
 //! `next` is sent and the shipper waits for it before its first flush).
 //!
@@ -7,10 +7,9 @@
 //! caught by a freeze, on a provisioned-concurrency or SnapStart sandbox,
 //! fails on thaw and is retried with a fresh signature and connection).
 //! Errors are readable and never hold the key, the secret or the
-//! credentials (ureq's errors name the URL and the failure, not headers).
+//! credentials (transport errors name the URL and the failure, not headers).
 
 use crate::secrets::{self, Failure, Setup};
-use std::io::Read;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,18 +31,12 @@ pub fn fetch_api_key(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     let setup = Setup::from_lookup(secret_id, get)?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(ATTEMPT_TIMEOUT))
-        .max_idle_connections(0)
-        .build()
-        .into();
     let mut last = String::new();
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(100 << attempt));
         }
-        match fetch_once(&agent, &setup, secret_id) {
+        match fetch_once(&setup, secret_id) {
             Ok(key) => return Ok(key),
             Err(f) => {
                 last = f.message;
@@ -57,30 +50,22 @@ pub fn fetch_api_key(
     Err(last)
 }
 
-fn fetch_once(agent: &ureq::Agent, setup: &Setup, secret_id: &str) -> Result<String, Failure> {
+fn fetch_once(setup: &Setup, secret_id: &str) -> Result<String, Failure> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let req = secrets::get_secret_value(setup, secret_id, now);
-    let mut b = agent.post(&req.url);
-    for (name, value) in &req.headers {
-        b = b.header(*name, value);
-    }
-    let transport = |e: &dyn std::fmt::Display| Failure {
+    let headers: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let deadline = std::time::Instant::now() + ATTEMPT_TIMEOUT;
+    // A fresh connection per attempt: a retry never reuses a socket a freeze may have broken.
+    let res = super::net::Client::new().send("POST", &req.url, &headers, req.body.as_bytes(), Some(deadline));
+    let res = res.map_err(|e| Failure {
         message: format!("Secrets Manager at {}: {e}", req.url),
         retryable: true,
-    };
-    let mut res = b.send(req.body.as_bytes()).map_err(|e| transport(&e))?;
-    let status = res.status().as_u16();
-    let mut body = Vec::new();
-    let read = res
-        .body_mut()
-        .as_reader()
-        .take(BODY_LIMIT)
-        .read_to_end(&mut body);
-    read.map_err(|e| transport(&e))?;
-    secrets::parse_response(status, &String::from_utf8_lossy(&body))
+    })?;
+    let body = &res.body[..res.body.len().min(BODY_LIMIT as usize)];
+    secrets::parse_response(res.status, &String::from_utf8_lossy(body))
 }
 
 #[cfg(test)]
@@ -88,7 +73,7 @@ mod tests {
     use super::*;
     use crate::sigv4;
     use std::collections::HashMap;
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 

@@ -1,5 +1,5 @@
-//! Ships buffered payloads to the Datadog intake with ureq (rustls for
-//! HTTPS), one kept-alive connection per intake host (ureq's pool).
+//! Ships buffered payloads to the Datadog intake over HTTPS (`shell::net`:
+//! rustls, TLS 1.3), one kept-alive connection per intake host.
 //!
 //! * A flush never outlives its deadline: every request's timeout is the time
 //!   left, and whatever is not delivered is put back for the next flush.
@@ -10,18 +10,19 @@
 //!   The cap matters when the intake is down: `DD_FLUSH_TIMEOUT` defaults
 //!   to 30 s, and retrying a refused connection until then would add 30 s
 //!   of billed post-runtime time to every invocation.
-//! * While the function runs (after INVOKE) a warm-up request opens the TLS
-//!   connections, so the flush after `runtimeDone` does not pay the handshake.
-//!   The warm-up is joined before `next`: nothing is in flight at a freeze.
+//! * While the function runs (after INVOKE) a warm-up thread opens the TCP
+//!   and TLS connections (handshake only, no request), so the flush after
+//!   `runtimeDone` does not pay the handshake. The warm-up is joined before
+//!   `next`: nothing is in flight at a freeze.
 //! * No API key: nothing is sent; payloads are dropped and counted, with one
 //!   clear error line (the function keeps running; see README).
 //! * No request compression: gzip would link ~40 KB of deflate code for
 //!   payloads that are small and travel inside the AWS region.
 
+use super::net::Client;
 use crate::datadog::Datadog;
-use std::io::Read;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Default, Clone)]
 pub struct ShipStats {
@@ -32,13 +33,14 @@ pub struct ShipStats {
 }
 
 pub struct Shipper {
-    agent: ureq::Agent,
+    /// `None` while the warm-up thread holds it.
+    client: Option<Client>,
     api_key: Option<String>,
     sketches_url: String,
     logs_url: String,
-    validate_urls: [String; 2],
+    origins: [String; 2],
     last_contact_ms: i64,
-    warmer: Option<JoinHandle<()>>,
+    warmer: Option<JoinHandle<Client>>,
     /// The key on its way from Secrets Manager (`DD_API_KEY_SECRET_ARN`).
     key_fetch: Option<JoinHandle<Result<String, String>>>,
     pub stats: ShipStats,
@@ -62,19 +64,12 @@ const WARM_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Shipper {
     pub fn new(api_key: Option<String>, metrics_url: &str, logs_url: &str) -> Shipper {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_idle_connections_per_host(1)
-            .max_idle_age(Duration::from_secs(300))
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .build()
-            .into();
         Shipper {
-            agent,
+            client: Some(Client::new()),
             api_key,
             sketches_url: format!("{metrics_url}/api/beta/sketches"),
             logs_url: format!("{logs_url}/api/v2/logs"),
-            validate_urls: [format!("{metrics_url}/api/v1/validate"), format!("{logs_url}/api/v1/validate")],
+            origins: [metrics_url.to_string(), logs_url.to_string()],
             last_contact_ms: 0,
             warmer: None,
             key_fetch: None,
@@ -120,33 +115,29 @@ impl Shipper {
         if self.key_pending(now_ms) {
             return;
         }
-        let Some(key) = self.api_key.clone() else { return };
-        if self.warmer.is_some() || now_ms - self.last_contact_ms < WARM_AFTER_IDLE_MS {
+        if self.api_key.is_none() || self.warmer.is_some() || now_ms - self.last_contact_ms < WARM_AFTER_IDLE_MS {
             return;
         }
-        let agent = self.agent.clone();
-        let urls = self.validate_urls.clone();
+        let Some(mut client) = self.client.take() else { return };
+        // Connections idle this long were likely closed by the intake (or broken by a freeze).
+        client.close_idle();
+        let origins = self.origins.clone();
         self.last_contact_ms = now_ms;
         self.warmer = Some(std::thread::spawn(move || {
-            for url in urls.iter() {
-                let r = agent
-                    .get(url)
-                    .header("DD-API-KEY", &key)
-                    .config()
-                    .timeout_global(Some(WARM_TIMEOUT))
-                    .build()
-                    .call();
-                if let Ok(mut r) = r {
-                    let _ = r.body_mut().as_reader().take(4096).read_to_end(&mut Vec::new());
+            let deadline = Instant::now() + WARM_TIMEOUT;
+            for origin in origins.iter() {
+                if let Err(e) = client.preconnect(origin, deadline) {
+                    log::debug!("warm-up of {origin}: {e}");
                 }
             }
+            client
         }));
     }
 
     /// Waits for the warm-up (bounded by its timeout): call before `next`.
     pub fn settle(&mut self) {
         if let Some(h) = self.warmer.take() {
-            let _ = h.join();
+            self.client = Some(h.join().unwrap_or_default());
         }
     }
 
@@ -218,34 +209,25 @@ impl Shipper {
             if left < 5 {
                 return Sent::Keep;
             }
-            let mut req = self
-                .agent
-                .post(url)
-                .header("DD-API-KEY", key)
-                .header("Content-Type", content_type);
+            let mut headers = vec![("DD-API-KEY", key), ("Content-Type", content_type)];
             if content_type == "application/json" {
-                req = req.header("DD-PROTOCOL", "agent-json");
+                headers.push(("DD-PROTOCOL", "agent-json"));
             }
-            let res = req
-                .config()
-                .timeout_global(Some(Duration::from_millis(left as u64)))
-                .build()
-                .send(body);
-            let retry = match res {
-                Ok(mut r) => {
-                    let status = r.status().as_u16();
-                    let _ = r.body_mut().as_reader().take(64 * 1024).read_to_end(&mut Vec::new());
+            let deadline = Instant::now() + Duration::from_millis(left as u64);
+            let client = self.client.get_or_insert_with(Client::new);
+            let retry = match client.send("POST", url, &headers, body, Some(deadline)) {
+                Ok(r) => {
                     self.last_contact_ms = super::now_ms();
-                    if status / 100 == 2 {
+                    if r.status / 100 == 2 {
                         self.stats.sent_payloads += 1;
                         self.stats.sent_bytes += body.len() as u64;
                         return Sent::Delivered;
                     }
-                    if status != 429 && status < 500 {
-                        log::error!("intake refused {} bytes to {url}: HTTP {status}; dropped", body.len());
+                    if r.status != 429 && r.status < 500 {
+                        log::error!("intake refused {} bytes to {url}: HTTP {}; dropped", body.len(), r.status);
                         return Sent::Refused;
                     }
-                    format!("HTTP {status}")
+                    format!("HTTP {}", r.status)
                 }
                 Err(e) => e.to_string(),
             };
