@@ -1,0 +1,486 @@
+//! Benchmark driver for `scripts/perf.sh` (issue 3, item 7). Prints Markdown.
+//!
+//! ```text
+//! cargo run --release --example perf -- post-runtime BIN [INVOCATIONS] [LINES...]
+//! cargo run --release --example perf -- ingest [SECONDS] [parse|core|metrics|logs|full]
+//! ```
+//!
+//! * `post-runtime`: the real extension binary under the platform emulator,
+//!   shipping to the fake intake on loopback, `DD_SERVERLESS_FLUSH_STRATEGY=end`
+//!   (a flush at every invocation's end, the costly case). For 0, 100 and
+//!   10,000 function log lines per invocation: the post-runtime time the
+//!   platform bills (`platform.runtimeDone` → the extension's `next`,
+//!   [`InvokeOutcome::post_runtime_ms`]), p50/p90 over INVOCATIONS invocations
+//!   after 3 unmeasured ones (cold start, TLS-less warm-up). Reference rows
+//!   without an API key (nothing shipped) split waiting for telemetry from
+//!   shipping. Then peak RSS (`VmHWM` of /proc/PID/status) at the first `next`
+//!   and after the 10,000-line invocations.
+//! * `ingest`: telemetry ingest on one core, no I/O: realistic 1,000-record
+//!   deliveries through `telemetry::parse_batch`, `core::Core` with the
+//!   `Datadog` sink (enhanced metrics + log entries), and the flush's payload
+//!   shaping (`take_payload`, `take_batch` + `to_json`) after every delivery.
+//!   Records per second of this thread's CPU time (/proc/thread-self/schedstat),
+//!   so other processes on a shared machine do not distort it.
+
+use lambda_emulator::{Config, Emulator, ExtensionSpec, FakeIntake, Invocation};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("post-runtime") => {
+            let bin = PathBuf::from(args.get(1).expect("post-runtime BIN [INVOCATIONS]"));
+            let n = args.get(2).map_or(30, |s| s.parse().expect("INVOCATIONS"));
+            // Optional: only these line counts (e.g. for profiling one row).
+            let only: Vec<usize> = args[3.min(args.len())..]
+                .iter()
+                .map(|s| s.parse().expect("LINES"))
+                .collect();
+            post_runtime(&bin, n, &only);
+        }
+        Some("ingest") => {
+            let secs = args.get(1).map_or(3.0, |s| s.parse().expect("SECONDS"));
+            // Optional stage filter (for profiling one stage): parse | core | metrics | logs | full.
+            ingest(secs, args.get(2).map(String::as_str));
+        }
+        _ => {
+            eprintln!("usage: perf post-runtime BIN [INVOCATIONS] [LINES...] | perf ingest [SECONDS] [parse|core|metrics|logs|full]");
+            std::process::exit(2);
+        }
+    }
+}
+
+// ------------------------------------------------------------ post-runtime
+
+struct Run {
+    post: Vec<f64>,
+    /// runtimeDone → the first intake POST starts (telemetry delivery, parse, core, shaping).
+    wait: Vec<f64>,
+    /// First POST starts → last POST answered (shipping).
+    ship: Vec<f64>,
+    requests: f64,
+    bytes: f64,
+    hwm_first_next_kb: Option<u64>,
+    hwm_end_kb: Option<u64>,
+    /// Minor page faults of the extension per measured invocation.
+    faults: f64,
+}
+
+fn line(i: usize) -> String {
+    // A typical runtime line (Node/Python style: time, request id, level, text), ~110 bytes.
+    format!(
+        "2024-04-24T12:34:56.789Z\t459921b5-681c-4a96-beb0-81e0aa586026\tINFO\tprocessed order {i:06} for customer 4711: 3 items, 12 ms"
+    )
+}
+
+fn run(bin: &PathBuf, lines: usize, invocations: usize, with_key: bool) -> Run {
+    let intake = FakeIntake::start();
+    let mut cfg = Config {
+        extensions: vec![ExtensionSpec::process_named("slimcap", bin, &[])],
+        ..Config::default()
+    };
+    cfg.env = vec![
+        ("DD_DD_URL".into(), intake.url()),
+        ("DD_LOGS_CONFIG_LOGS_DD_URL".into(), intake.url()),
+        ("SLIMCAP_TELEMETRY_PORT".into(), "0".into()),
+        ("DD_SERVERLESS_FLUSH_STRATEGY".into(), "end".into()),
+    ];
+    if with_key {
+        cfg.env.push(("DD_API_KEY".into(), "perf-api-key".into()));
+    }
+    let emu = Emulator::start(cfg).expect("emulator");
+    let init = emu.wait_init(Duration::from_secs(20));
+    assert!(init.ok, "INIT failed: {init:?}");
+    let pid = child_pid("slimcap");
+    let hwm_first_next_kb = pid.and_then(|p| vm_kb(p, "VmHWM"));
+    let log_lines: Vec<String> = (0..lines).map(line).collect();
+    let warm = 3;
+    let (mut post, mut wait, mut ship) = (vec![], vec![], vec![]);
+    let (mut requests, mut bytes) = (0usize, 0usize);
+    let mut faults0 = 0;
+    for i in 0..warm + invocations {
+        if i == warm {
+            faults0 = pid.and_then(minflt).unwrap_or(0);
+        }
+        intake.clear();
+        let mut inv = Invocation::new(20);
+        inv.log_lines = log_lines.clone();
+        let out = emu.invoke(inv);
+        assert!(
+            out.error.is_none() && out.extension_errors.is_empty(),
+            "{out:?}"
+        );
+        if i >= warm {
+            post.push(out.post_runtime_ms.expect("post-runtime"));
+            let reqs = intake.requests();
+            let shipped: Vec<_> = reqs.iter().filter(|r| r.method == "POST").collect();
+            if !shipped.is_empty() {
+                let first = shipped
+                    .iter()
+                    .map(|r| r.started_ms)
+                    .fold(f64::INFINITY, f64::min);
+                let last = shipped
+                    .iter()
+                    .filter_map(|r| r.answered_ms)
+                    .fold(0.0, f64::max);
+                wait.push(first - out.runtime_done_ms);
+                ship.push(last - first);
+            }
+            requests += shipped.len();
+            bytes += shipped.iter().map(|r| r.raw_body.len()).sum::<usize>();
+        }
+    }
+    let hwm_end_kb = pid.and_then(|p| vm_kb(p, "VmHWM"));
+    let faults = pid
+        .and_then(minflt)
+        .map_or(f64::NAN, |f| (f - faults0) as f64 / invocations as f64);
+    let sd = emu.shutdown("spindown");
+    assert!(!sd.killed && sd.exit_code("slimcap") == Some(0), "{sd:?}");
+    Run {
+        post,
+        wait,
+        ship,
+        requests: requests as f64 / invocations as f64,
+        bytes: bytes as f64 / invocations as f64,
+        hwm_first_next_kb,
+        hwm_end_kb,
+        faults,
+    }
+}
+
+fn pct(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((q * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)]
+}
+
+fn post_runtime(bin: &PathBuf, n: usize, only: &[usize]) {
+    println!("### Added post-runtime time per invocation (runtimeDone → next), loopback intake, `end` flushes\n");
+    println!(
+        "{n} invocations each (after 3 unmeasured), 20 ms function, ~110-byte text lines. \
+         Split of the p50: *telemetry* = runtimeDone → first intake POST (the platform's last \
+         delivery, parsing, core, payload shaping); *shipping* = first POST → last answer.\n"
+    );
+    println!("| log lines | API key | **p50 ms** | p90 ms | max ms | telemetry p50 | shipping p50 | POSTs / inv. | bytes / inv. | page faults / inv. |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut big = None;
+    let mut p50_100 = f64::NAN;
+    for (lines, key) in [
+        (0, true),
+        (100, true),
+        (10_000, true),
+        (0, false),
+        (100, false),
+        (10_000, false),
+    ] {
+        if !only.is_empty() && !only.contains(&lines) {
+            continue;
+        }
+        let r = run(bin, lines, n, key);
+        let ms = |v: f64| {
+            if v.is_nan() {
+                "–".to_string()
+            } else {
+                format!("{v:.2}")
+            }
+        };
+        println!(
+            "| {lines} | {} | **{:.2}** | {:.2} | {:.2} | {} | {} | {:.1} | {:.0} | {:.0} |",
+            if key { "yes" } else { "no (nothing shipped)" },
+            pct(&r.post, 0.5),
+            pct(&r.post, 0.9),
+            pct(&r.post, 1.0),
+            ms(pct(&r.wait, 0.5)),
+            ms(pct(&r.ship, 0.5)),
+            r.requests,
+            r.bytes,
+            r.faults
+        );
+        if lines == 100 && key {
+            p50_100 = pct(&r.post, 0.5);
+        }
+        if lines == 10_000 && key {
+            big = Some(r);
+        }
+    }
+    let Some(big) = big else { return };
+    let kb = |v: Option<u64>| {
+        v.map_or("n/a".to_string(), |k| {
+            format!("{:.2} MB ({k} kB)", k as f64 / 1024.0)
+        })
+    };
+    println!("\n### Peak RSS of the extension (VmHWM)\n");
+    println!("| when | VmHWM |");
+    println!("|---|---:|");
+    println!(
+        "| at the first `next` (INIT done) | {} |",
+        kb(big.hwm_first_next_kb)
+    );
+    println!(
+        "| after {n} + 3 invocations of 10,000 lines | {} |",
+        kb(big.hwm_end_kb)
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
+    let first_mb = big
+        .hwm_first_next_kb
+        .map_or(f64::NAN, |k| k as f64 / 1024.0);
+    println!(
+        "\nGoal: p50 added for 100 lines ≤ 1 ms: {p50_100:.2} ms, {}.",
+        verdict(p50_100 <= 1.0)
+    );
+    println!(
+        "Goal: RSS at the first `next` ≤ 1.5 MB: {first_mb:.2} MB, {}.",
+        verdict(first_mb <= 1.5)
+    );
+}
+
+/// The extension process: a child of this process with this `comm`.
+fn child_pid(comm: &str) -> Option<u32> {
+    let me = std::process::id();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let ppid = stat[close + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if name == comm && ppid == Some(me) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Minor page faults of a process so far (field 10 of /proc/PID/stat).
+fn minflt(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].split(' ').nth(7)?.parse().ok()
+}
+
+fn vm_kb(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let l = s.lines().find(|l| l.starts_with(key))?;
+    l.split_whitespace().nth(1)?.parse().ok()
+}
+
+// ------------------------------------------------------------------ ingest
+
+fn on_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat")
+}
+
+/// One delivery of about 1,000 records (the subscription's maxItems), as a
+/// busy function produces: per invocation platform.start, 4 function lines
+/// (text and JSON), platform.runtimeDone and platform.report.
+fn delivery(seq: usize) -> (Vec<u8>, usize) {
+    let mut s = String::from("[");
+    let mut n = 0;
+    let mut push = |s: &mut String, r: String| {
+        if n > 0 {
+            s.push(',');
+        }
+        s.push_str(&r);
+        n += 1;
+    };
+    for i in 0..143 {
+        let rid = format!("459921b5-681c-4a96-{:04x}-{:012x}", seq % 0xffff, i);
+        let tracing = r#""tracing":{"spanId":"24cd7d670fa455f0","type":"X-Amzn-Trace-Id","value":"Root=1-6352a70e-1e2c502e358361800241fd45;Parent=35465b3a9e2f7c6a;Sampled=1"}"#;
+        push(
+            &mut s,
+            format!(
+                r#"{{"time":"2024-04-24T12:34:56.100Z","type":"platform.start","record":{{"requestId":"{rid}","version":"$LATEST",{tracing}}}}}"#
+            ),
+        );
+        push(
+            &mut s,
+            format!(
+                r#"{{"time":"2024-04-24T12:34:56.101Z","type":"function","record":"2024-04-24T12:34:56.101Z\t{rid}\tINFO\tprocessing order 12345 for customer ACME\n"}}"#
+            ),
+        );
+        push(
+            &mut s,
+            format!(
+                r#"{{"time":"2024-04-24T12:34:56.102Z","type":"function","record":{{"timestamp":"2024-04-24T12:34:56.102Z","level":"INFO","message":"fetched 3 items from \"inventory\"","requestId":"{rid}"}}}}"#
+            ),
+        );
+        push(
+            &mut s,
+            format!(
+                r#"{{"time":"2024-04-24T12:34:56.103Z","type":"function","record":{{"timestamp":"2024-04-24T12:34:56.103Z","level":"ERROR","message":"retrying payment: timeout after 250 ms","requestId":"{rid}"}}}}"#
+            ),
+        );
+        push(
+            &mut s,
+            r#"{"time":"2024-04-24T12:34:56.104Z","type":"function","record":"END of work: ok\n"}"#
+                .to_string(),
+        );
+        push(
+            &mut s,
+            format!(
+                r#"{{"time":"2024-04-24T12:34:56.120Z","type":"platform.runtimeDone","record":{{"requestId":"{rid}","status":"success",{tracing},"spans":[{{"name":"responseLatency","start":"2024-04-24T12:34:56.100Z","durationMs":19.5}},{{"name":"responseDuration","start":"2024-04-24T12:34:56.119Z","durationMs":0.1}}],"metrics":{{"durationMs":20.1,"producedBytes":8}}}}}}"#
+            ),
+        );
+        push(
+            &mut s,
+            format!(
+                r#"{{"time":"2024-04-24T12:34:56.121Z","type":"platform.report","record":{{"requestId":"{rid}","metrics":{{"durationMs":21.4,"billedDurationMs":22,"memorySizeMB":128,"maxMemoryUsedMB":94}},"status":"success",{tracing}}}}}"#
+            ),
+        );
+    }
+    s.push(']');
+    (s.into_bytes(), n)
+}
+
+fn ingest(secs: f64, only: Option<&str>) {
+    use slimcap::config::Config as SConfig;
+    use slimcap::core::{Core, FlushAtEnd, NullSink};
+    use slimcap::datadog::Datadog;
+    use slimcap::extapi::Registration;
+    use slimcap::flush::{FlushControl, Strategy};
+    use slimcap::telemetry::parse_batch;
+
+    let cfg_with = |extra: &[(&str, &str)]| {
+        let mut env = vec![
+            ("AWS_LAMBDA_FUNCTION_NAME", "bench-fn"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("DD_API_KEY", "k"),
+            ("DD_ENV", "prod"),
+            ("DD_SERVICE", "checkout"),
+            ("DD_TAGS", "team:payments"),
+        ];
+        env.extend_from_slice(extra);
+        SConfig::from_lookup(|k| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .0
+    };
+    let reg = Registration {
+        account_id: Some("123456789012".into()),
+        ..Registration::default()
+    };
+    let bodies: Vec<(Vec<u8>, usize)> = (0..16).map(delivery).collect();
+    let per = bodies[0].1;
+    let avg_bytes = bodies.iter().map(|b| b.0.len()).sum::<usize>() / bodies.len();
+
+    println!("### Telemetry ingest on one core (no I/O)\n");
+    println!(
+        "Deliveries of {per} records ({avg_bytes} bytes; per invocation: start, 2 text + 2 JSON function lines, runtimeDone, report), \
+         each followed by the flush's payload shaping. Records per second of on-CPU time of the thread \
+         (/proc/thread-self/schedstat), at least {secs} s each.\n"
+    );
+    println!("| stage | records/s (CPU) | ns/record | CPU s | records |");
+    println!("|---|---:|---:|---:|---:|");
+
+    let bench = |label: &str, f: &mut dyn FnMut(&[u8]) -> usize| -> f64 {
+        let cpu0 = on_cpu_ns();
+        let mut records = 0usize;
+        let mut i = 0;
+        while (on_cpu_ns() - cpu0) as f64 / 1e9 < secs || records == 0 {
+            records += f(&bodies[i % bodies.len()].0);
+            i += 1;
+        }
+        let cpu = (on_cpu_ns() - cpu0) as f64 / 1e9;
+        let rate = records as f64 / cpu;
+        println!(
+            "| {label} | {:.2} M | {:.0} | {cpu:.2} | {records} |",
+            rate / 1e6,
+            1e9 / rate
+        );
+        rate
+    };
+    let mut whole = f64::NAN;
+    let want = |stage: &str| only.is_none_or(|o| o == stage);
+
+    if want("parse") {
+        bench("`telemetry::parse_batch` only", &mut |b| {
+            parse_batch(std::hint::black_box(b)).unwrap().records.len()
+        });
+    }
+    if want("core") {
+        let mut core = Core::new(false, FlushAtEnd, NullSink);
+        bench("parse + `Core` (null sink)", &mut |b| {
+            let batch = parse_batch(b).unwrap();
+            core.on_records(&batch.records, batch.rejected);
+            batch.records.len()
+        });
+    }
+    // The Datadog sink with one side switched off, then both.
+    let stages: [(&str, &str, &[(&str, &str)]); 3] = [
+        (
+            "metrics",
+            "parse + core + enhanced metrics + sketch payloads",
+            &[("DD_LOGS_ENABLED", "false")],
+        ),
+        (
+            "logs",
+            "parse + core + log entries + logs payloads",
+            &[("DD_ENHANCED_METRICS", "false")],
+        ),
+        (
+            "full",
+            "**parse + core + metrics + logs + payloads (the whole path)**",
+            &[],
+        ),
+    ];
+    for (name, label, extra) in stages {
+        if !want(name) {
+            continue;
+        }
+        let cfg = cfg_with(extra);
+        let mut core = Core::new(
+            false,
+            FlushControl::new(Strategy::End { min_interval_ms: 0 }, 0),
+            Datadog::new(&cfg, &reg),
+        );
+        let mut shaped = 0usize;
+        let rate = bench(label, &mut |b| {
+            let batch = parse_batch(b).unwrap();
+            core.on_records(&batch.records, batch.rejected);
+            // What a flush does before sending.
+            if let Some(m) = &mut core.sink.metrics {
+                while let Some(p) = m.take_payload() {
+                    shaped += p.len();
+                }
+            }
+            if let Some(l) = &mut core.sink.logs {
+                while let Some(batch) = l.take_batch() {
+                    shaped += batch.json().len();
+                    l.recycle(batch); // as the shipper does after a send
+                }
+            }
+            batch.records.len()
+        });
+        assert_eq!(core.sink.logs.as_ref().map_or(0, |l| l.dropped()), 0);
+        std::hint::black_box(shaped);
+        if name == "full" {
+            whole = rate;
+        }
+    }
+    if !whole.is_nan() {
+        let ok = whole >= 1e6;
+        println!(
+            "\nGoal: ingest ≥ 1 M records/s on one core (whole path): {:.2} M, {}.",
+            whole / 1e6,
+            if ok { "met" } else { "**missed**" }
+        );
+    }
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Performance benchmark (issue 3, item 7): prints Markdown tables and writes
+# them to size-reports/perf.md.
+#
+#   scripts/perf.sh [-n INVOCATIONS] [-s SECONDS] [--o3] [--no-write] [BINARY]
+#
+#  1. Added post-runtime time per invocation (the emulator's runtimeDone → the
+#     extension's next, which Lambda bills) with 0, 100 and 10,000 log lines
+#     to a loopback fake intake, DD_SERVERLESS_FLUSH_STRATEGY=end, p50/p90 over
+#     INVOCATIONS (30) invocations; rows without an API key split waiting for
+#     telemetry from shipping.
+#  2. Peak RSS (VmHWM of /proc/PID/status) of the extension at its first
+#     `next` and after the 10,000-line invocations.
+#  3. Telemetry ingest records/s on one core (no I/O): parse_batch, then
+#     core + enhanced metrics + log entries + payload shaping, stage by stage,
+#     in on-CPU time of the thread (robust to other load, not to a busy
+#     sibling hyperthread or cache pressure). --o3 adds the same at
+#     opt-level 3 (a separate build) to show what the size profile costs.
+#
+# BINARY: the extension to run; default dist/slimcap-x86_64 (the static musl
+# release, `scripts/build.sh x86_64`) on x86_64 hosts when present, else the
+# host release build. The driver is examples/perf.rs (uses tests/emulator).
+# Environment: CARGO_TARGET_DIR (default target).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+abspath() { case "$1" in /*) echo "$1";; *) echo "$PWD/$1";; esac; }
+
+N=30
+SECS=3
+O3=
+WRITE=1
+BIN=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n) N=$2; shift 2;;
+    -s) SECS=$2; shift 2;;
+    --o3) O3=1; shift;;
+    --no-write) WRITE=; shift;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0;;
+    -*) echo "unknown option $1" >&2; exit 2;;
+    *) BIN=$(abspath "$1"); shift;;
+  esac
+done
+cd "$ROOT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+CARGO_TARGET_DIR=$(abspath "$CARGO_TARGET_DIR")
+
+echo "== building (release profile) the extension and examples/perf" >&2
+cargo build --release --quiet --bin slimcap --example perf
+PERF="$CARGO_TARGET_DIR/release/examples/perf"
+
+if [ -z "$BIN" ]; then
+  if [ "$(uname -m)" = x86_64 ] && [ -x dist/slimcap-x86_64 ]; then
+    BIN="$ROOT/dist/slimcap-x86_64"
+  else
+    BIN="$CARGO_TARGET_DIR/release/slimcap"
+  fi
+fi
+if file -L "$BIN" 2>/dev/null | grep -q 'statically linked'; then
+  KIND="static (musl) build"
+else
+  KIND="host build (dynamically linked; the static musl build's RSS is lower)"
+fi
+
+O3_PERF=
+if [ -n "$O3" ]; then
+  echo "== building examples/perf at opt-level 3 (reference)" >&2
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_TARGET_DIR="$CARGO_TARGET_DIR/perf-o3" \
+    cargo build --release --quiet --example perf
+  O3_PERF="$CARGO_TARGET_DIR/perf-o3/release/examples/perf"
+fi
+
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+if awk -v l="${LOAD%% *}" -v n="$(nproc)" 'BEGIN{exit !(l > n)}'; then
+  echo "warning: load average $LOAD on $(nproc) CPUs: latencies will be inflated" >&2
+fi
+
+OUT=$(mktemp)
+trap 'rm -f "$OUT"' EXIT
+{
+  echo "# slimcap performance (scripts/perf.sh)"
+  echo
+  echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' (+ uncommitted src changes)'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) CPUs, ${CPU:-unknown CPU}; load average at start $LOAD (shared machine)"
+  echo "- extension: \`${BIN#"$ROOT"/}\`, $(stat -c %s "$BIN") bytes, $KIND"
+  echo "- driver: examples/perf.rs (release profile: opt-level z, fat LTO), platform emulator and fake intake from tests/emulator"
+  echo
+  echo "== post-runtime and RSS ($N invocations per row)" >&2
+  "$PERF" post-runtime "$BIN" "$N"
+  echo
+  echo "== ingest (${SECS} s of CPU per stage)" >&2
+  "$PERF" ingest "$SECS"
+  if [ -n "$O3_PERF" ]; then
+    echo
+    echo "#### The same at opt-level 3 (reference only; the release is opt-level z)"
+    echo
+    "$O3_PERF" ingest "$SECS" | sed -n '/^| stage/,$p'
+  fi
+} | tee "$OUT"
+
+if [ -n "$WRITE" ]; then
+  mkdir -p size-reports
+  cp "$OUT" size-reports/perf.md
+  echo "== wrote size-reports/perf.md" >&2
+fi
