@@ -22,11 +22,11 @@ scripts/build.sh all
 # The static builds use panic=immediate-abort (no panic hook, ~170 KB smaller):
 # a crash there is reported by the platform itself, so the crash-hook test is skipped.
 echo "== end-to-end tests against the static x86_64 binary"
-SLIMCAP_BIN="$PWD/dist/slimcap-x86_64" cargo test --release --test lifecycle --test bad_input -- --skip crash
+SLIMCAP_BIN="$PWD/dist/slimcap-x86_64" cargo test --release --test lifecycle --test bad_input --test datadog --test tls -- --skip crash
 
 echo "== end-to-end lifecycle tests against the static arm64 binary under qemu-user"
-SLIMCAP_BIN="$PWD/dist/slimcap-arm64" SLIMCAP_RUNNER=qemu-aarch64-static \
-  cargo test --release --test lifecycle -- --skip crash
+SLIMCAP_BIN="$PWD/dist/slimcap-arm64" SLIMCAP_RUNNER="$(command -v qemu-aarch64-static)" \
+  cargo test --release --test lifecycle --test tls -- --skip crash
 
 echo "== size gate"
 scripts/size.sh
