@@ -30,7 +30,15 @@ impl Response {
 
 /// Serializes a request. `host` is the `Host` header (`host[:port]`).
 pub fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + body.len());
+    let mut out = request_head(method, host, path, headers, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The request line and headers (with `Content-Length: body_len`) of
+/// [`request`], for a body written separately (no copy of a large body).
+pub fn request_head(method: &str, host: &str, path: &str, headers: &[(&str, &str)], body_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
     for part in [method, " ", path, " HTTP/1.1\r\nHost: ", host, "\r\n"] {
         out.extend_from_slice(part.as_bytes());
     }
@@ -39,13 +47,12 @@ pub fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)], b
             out.extend_from_slice(part.as_bytes());
         }
     }
-    if !body.is_empty() || method != "GET" {
+    if body_len > 0 || method != "GET" {
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(body_len.to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
     out
 }
 

@@ -141,7 +141,10 @@ impl Client {
         let (tls, host, port, path) = httpc::split_url(url).ok_or_else(|| bad_url(url))?;
         let key = format!("{tls}{host}:{port}");
         let host_header = if port == if tls { 443 } else { 80 } { host.to_string() } else { format!("{host}:{port}") };
-        let req = httpc::request(method, &host_header, if path.is_empty() { "/" } else { path }, headers, body);
+        // Head and body are written separately: a logs body can be 5 MiB,
+        // and copying it into one request buffer cost an allocation (with
+        // musl: a fresh mmap, page faults, munmap) per flush.
+        let head = httpc::request_head(method, &host_header, if path.is_empty() { "/" } else { path }, headers, body.len());
         let mut reused = self.idle.remove(&key);
         loop {
             let was_reused = reused.is_some();
@@ -149,7 +152,7 @@ impl Client {
                 Some(s) => s,
                 None => connect(tls, host, port, deadline)?,
             };
-            match exchange(&mut stream, &req, method == "HEAD", deadline) {
+            match exchange(&mut stream, &head, body, method == "HEAD", deadline) {
                 Ok((resp, got_bytes)) => {
                     let _ = got_bytes;
                     if resp.keep_alive {
@@ -179,6 +182,7 @@ fn bad_url(url: &str) -> io::Error {
 fn exchange(
     s: &mut Stream,
     req: &[u8],
+    body: &[u8],
     head: bool,
     deadline: Option<Instant>,
 ) -> Result<(Response, bool), (io::Error, bool)> {
@@ -188,7 +192,7 @@ fn exchange(
         s.tcp().set_write_timeout(t)
     };
     set(s).map_err(|e| (e, false))?;
-    s.write_all(req).and_then(|_| s.flush()).map_err(|e| (e, false))?;
+    s.write_all(req).and_then(|_| s.write_all(body)).and_then(|_| s.flush()).map_err(|e| (e, false))?;
     let mut reader = ResponseReader::new(MAX_RESPONSE, head);
     let mut buf = [0u8; 8192];
     let mut got = false;
