@@ -286,3 +286,31 @@ fn a_crash_after_init_is_reported_with_exit_error() {
     assert_eq!(err[0].header("Lambda-Extension-Function-Error-Type"), Some("Extension.Crash"));
     assert!(err[0].body_json().unwrap()["errorMessage"].as_str().unwrap().contains("SLIMCAP_CRASH_TEST"));
 }
+
+/// The registration stage (src/bin/slimcap-stage.rs) registers, then execs
+/// the core in the same process: one registration, the same identifier on
+/// every later call, and the whole lifecycle works.
+#[test]
+fn the_registration_stage_hands_over_to_the_core() {
+    let stage = std::env::var_os("SLIMCAP_STAGE_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_slimcap-stage")));
+    let intake = FakeIntake::start();
+    let mut c = config(&intake, &[("SLIMCAP_CORE", bin().to_str().unwrap())]);
+    c.extensions = vec![ExtensionSpec::process_named(NAME, stage, &[])];
+    let emu = start(c);
+    let out = emu.invoke(Invocation::new(10).log("staged"));
+    assert!(out.error.is_none() && out.extension_errors.is_empty(), "{out:?}");
+    let sd = emu.shutdown("spindown");
+    assert_eq!(sd.exit_code(NAME), Some(0), "{sd:?}\n{:#?}", output(&emu));
+    let wire = emu.wire();
+    let regs = requests(&wire, "/extension/register");
+    assert_eq!(regs.len(), 1, "registered once");
+    assert_eq!(regs[0].header("Lambda-Extension-Name"), Some(NAME));
+    let id = regs[0].answer_header("Lambda-Extension-Identifier").unwrap();
+    let later: Vec<_> = wire.iter().filter(|w| !w.path.ends_with("/register")).collect();
+    assert!(later.iter().all(|w| w.header("Lambda-Extension-Identifier") == Some(id)), "{later:?}");
+    assert_eq!(requests(&wire, "/2022-07-01/telemetry")[0].status, Some(200));
+    let logs: String = intake.requests_to("/api/v2/logs").iter().map(|r| r.text()).collect();
+    assert!(logs.contains("staged"));
+}

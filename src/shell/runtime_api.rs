@@ -45,6 +45,11 @@ impl RuntimeApi {
         &self.id
     }
 
+    /// Adopts an identifier obtained by the registration stage.
+    pub fn set_id(&mut self, id: String) {
+        self.id = id;
+    }
+
     /// A second handle on the same registration (its own connection), for
     /// the poller and the concurrent-subscribe thread.
     pub fn clone_handle(&self) -> RuntimeApi {
