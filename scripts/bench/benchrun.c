@@ -17,6 +17,8 @@
 //    answered: when the first one arrives the child is sampled (/proc: minor/major faults,
 //    VmRSS, RssAnon, threads) and SIGKILLed. A child that never calls next is killed after
 //    the timeout (or when it exits), with what it reached.
+//  - before each run, connections left in the listen backlog by the previous (killed) child are
+//    accepted and closed, so a late request of one run is never counted in the next.
 //  - counters (perf_event_open): instructions (where the CPU exposes them, else -1) and
 //    task-clock (CPU time of all threads), both read at register.
 //
@@ -184,9 +186,20 @@ static size_t complete_request(struct conn *c, size_t *head_len) {
   return head + clen;
 }
 
+// Connections a killed child left in the listen backlog (its handshake was done by the kernel,
+// its request bytes queued) would be accepted by the next run: close them all first.
+static void drain_backlog(int ls) {
+  int fl = fcntl(ls, F_GETFL);
+  fcntl(ls, F_SETFL, fl | O_NONBLOCK);
+  int c;
+  while ((c = accept4(ls, NULL, NULL, SOCK_CLOEXEC)) >= 0) close(c);
+  fcntl(ls, F_SETFL, fl);
+}
+
 static int run_once(int ls, const char *api, const char *wrapper, struct target *t, int cold, int timeout_ms,
                     long long *res /* reg next sub */, struct sample *smp, long long *instr, long long *cpu_us,
                     int *exit_code) {
+  drain_backlog(ls);
   res[0] = res[1] = res[2] = -1;
   *instr = *cpu_us = -1;
   *exit_code = -1000;
