@@ -89,7 +89,22 @@ async fn main_loop() -> i32 {
         .unwrap_or(false);
     let name = extension_name();
     let mut api = RuntimeApi::new(&runtime_api);
-    let registration = match api.register(&name, managed).await {
+    // Registered already by the stage (src/bin/slimcap-stage.rs), which exec'd us?
+    let staged = std::env::var("SLIMCAP_EXTENSION_ID")
+        .ok()
+        .filter(|id| !id.is_empty());
+    let registration = match staged {
+        Some(id) => {
+            api.set_id(id);
+            Ok(runtime_api::registration(
+                std::env::var("SLIMCAP_REGISTRATION")
+                    .unwrap_or_default()
+                    .as_bytes(),
+            ))
+        }
+        None => api.register(&name, managed).await,
+    };
+    let registration = match registration {
         Ok(r) => r,
         Err(e) => {
             eprintln!("[slimcap] ERROR register as {name:?} failed: {e}");

@@ -135,6 +135,17 @@ fn to_event(body: &[u8]) -> Event {
     }
 }
 
+/// The `register` answer's body → the core's `Registration` (any field may be missing).
+pub fn registration(body: &[u8]) -> Registration {
+    let r: RegisterResponse = serde_json::from_slice(body).unwrap_or_default();
+    Registration {
+        function_name: r.function_name,
+        function_version: r.function_version,
+        handler: r.handler,
+        account_id: r.account_id,
+    }
+}
+
 async fn body_text(resp: reqwest::Response) -> String {
     resp.text().await.unwrap_or_default()
 }
@@ -206,13 +217,12 @@ impl RuntimeApi {
             ));
         }
         self.id = id;
-        let r: RegisterResponse = serde_json::from_slice(&body).unwrap_or_default();
-        Ok(Registration {
-            function_name: r.function_name,
-            function_version: r.function_version,
-            handler: r.handler,
-            account_id: r.account_id,
-        })
+        Ok(registration(&body))
+    }
+
+    /// Adopts an identifier obtained by the registration stage (`src/bin/slimcap-stage.rs`).
+    pub fn set_id(&mut self, id: String) {
+        self.id = id;
     }
 
     /// Long-polls `event/next`.
