@@ -16,6 +16,9 @@
 #   PACKAGE, MANIFEST  cargo package and manifest (default: slimcap, ./Cargo.toml); another
 #                      crate built this way still gets this repo's .cargo/config.toml
 #   LAYER_NAME         file name inside the zip's extensions/ (default: slimcap)
+#   SLIMCAP_NO_STAGE=1 no registration stage: the zip holds the core as extensions/$LAYER_NAME
+#                      (default: extensions/$LAYER_NAME = stage, slimcap/slimcap-core = core;
+#                      $OUT/$NAME-stage-<arch> is the stage binary)
 #   CARGO_ARGS         extra cargo args, e.g. "--features tokio"
 #   EXTRA_RUSTFLAGS    extra rustc flags for the target (appended last, so they win),
 #                      e.g. "-C relocation-model=pie" for static-pie
@@ -61,6 +64,10 @@ BIN=${BIN:-slimcap}
 PACKAGE=${PACKAGE:-slimcap}
 MANIFEST=${MANIFEST:-$ROOT/Cargo.toml}
 LAYER_NAME=${LAYER_NAME:-slimcap}
+# The registration stage (src/bin/slimcap-stage.rs) goes into the layer in front of the core;
+# SLIMCAP_NO_STAGE=1 ships the core alone as extensions/$LAYER_NAME.
+STAGE_BIN=""
+if [ "$BIN" = slimcap ] && [ "$PACKAGE" = slimcap ] && [ -z "${SLIMCAP_NO_STAGE:-}" ]; then STAGE_BIN=slimcap-stage; fi
 PANIC=${SLIMCAP_PANIC:-immediate-abort}
 LOCDETAIL=${SLIMCAP_LOCATION_DETAIL:-none}
 FMTDEBUG=${SLIMCAP_FMT_DEBUG:-full}
@@ -149,16 +156,25 @@ smoke() {
 }
 
 mkzip() {
-  local f=$1 zip=$2 stage
+  # With a stage: extensions/$LAYER_NAME is the stage and slimcap/slimcap-core the full binary
+  # (/opt/slimcap/slimcap-core, outside /opt/extensions so Lambda does not start it itself).
+  local f=$1 zip=$2 stage_bin=${3:-} stage files
   stage=$(mktemp -d)
   mkdir -p "$stage/extensions"
-  cp "$f" "$stage/extensions/$LAYER_NAME"
-  chmod 0755 "$stage/extensions/$LAYER_NAME"
-  chmod 0755 "$stage/extensions"
+  if [ -n "$stage_bin" ]; then
+    mkdir -p "$stage/slimcap"
+    cp "$stage_bin" "$stage/extensions/$LAYER_NAME"
+    cp "$f" "$stage/slimcap/slimcap-core"
+    files=(extensions/ "extensions/$LAYER_NAME" slimcap/ slimcap/slimcap-core)
+  else
+    cp "$f" "$stage/extensions/$LAYER_NAME"
+    files=(extensions/ "extensions/$LAYER_NAME")
+  fi
+  for x in "${files[@]}"; do chmod 0755 "$stage/$x"; done
   # zip stores DOS local time (no dates before 1980): pin TZ and mtime; -X drops uid/gid/extra times.
-  TZ=UTC touch -h -d '1980-01-01 00:00:00' "$stage/extensions/$LAYER_NAME" "$stage/extensions"
+  for x in "${files[@]}"; do TZ=UTC touch -h -d '1980-01-01 00:00:00' "$stage/$x"; done
   rm -f "$zip"
-  (cd "$stage" && TZ=UTC zip -q -X -9 "$zip" extensions/ "extensions/$LAYER_NAME")
+  (cd "$stage" && TZ=UTC zip -q -X -9 "$zip" "${files[@]}")
   rm -rf "$stage"
 }
 
@@ -184,13 +200,13 @@ build_one() {
   fi
   # shellcheck disable=SC2086
   "$CARGO" build --release ${CARGO_LOCKED---locked} --target "$t" --manifest-path "$MANIFEST" -p "$PACKAGE" --bin "$BIN" \
-      "${CARGO_Z[@]}" ${CARGO_ARGS:-} 2> >(tee "$errlog" >&2) || rc=$?
+      ${STAGE_BIN:+--bin "$STAGE_BIN"} "${CARGO_Z[@]}" ${CARGO_ARGS:-} 2> >(tee "$errlog" >&2) || rc=$?
   if [ $rc != 0 ]; then
     if [ -z "${SLIMCAP_STRICT:-}" ] && grep -qE "unknown (unstable option|\`-Z\` flag)|panic strategy|immediate-abort|invalid value .* for a boolean|unknown feature" "$errlog"; then
       log "WARNING: build with unstable flags failed; retrying with plain build-std + panic=abort"
       export "$env_rf=${REMAP[*]} ${EXTRA_RUSTFLAGS:-}"
       CARGO_PROFILE_RELEASE_PANIC=abort "$CARGO" build --release ${CARGO_LOCKED---locked} --target "$t" \
-        --manifest-path "$MANIFEST" -p "$PACKAGE" --bin "$BIN" -Zbuild-std=std,panic_abort ${CARGO_ARGS:-}
+        --manifest-path "$MANIFEST" -p "$PACKAGE" --bin "$BIN" ${STAGE_BIN:+--bin "$STAGE_BIN"} -Zbuild-std=std,panic_abort ${CARGO_ARGS:-}
     else
       rm -f "$errlog"; die "cargo build failed for $t"
     fi
@@ -206,8 +222,18 @@ build_one() {
   verify_static "$dst" "$a"
   [ -n "${SLIMCAP_NO_SMOKE:-}" ] || smoke "$dst" "$a"
   sha "$dst"
+  local stage_dst=""
+  if [ -n "$STAGE_BIN" ]; then
+    stage_dst="$OUT/$NAME-stage-$a"
+    "$strip" --strip-all -o "$stage_dst.tmp" "$CARGO_TARGET_DIR/$t/release/$STAGE_BIN"
+    mv -f "$stage_dst.tmp" "$stage_dst"
+    chmod 0755 "$stage_dst"
+    verify_static "$stage_dst" "$a"
+    sha "$stage_dst"
+    log "$a: registration stage $(stat -c %s "$stage_dst") bytes -> $stage_dst"
+  fi
   if [ -z "${SLIMCAP_NO_ZIP:-}" ]; then
-    mkzip "$dst" "$dst.zip"
+    mkzip "$dst" "$dst.zip" "$stage_dst"
     sha "$dst.zip"
   fi
   log "$a: $(stat -c %s "$dst") bytes in $(( $(date +%s) - start ))s -> $dst$([ -z "${SLIMCAP_NO_ZIP:-}" ] && echo " (+ .zip)")"
