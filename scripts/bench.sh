@@ -5,12 +5,13 @@
 #   scripts/bench.sh [-n RUNS] [--race-runs N] [--no-build] [--no-race] [--arch x86_64|arm64] [BINARY...]
 #
 # Run scripts/toolchain.sh first (static builds). Steps:
-#  1. builds the lean and the tokio binaries, static musl, through scripts/build.sh
-#     (NAME=slimcap and NAME=slimcap-tokio CARGO_ARGS="--features tokio") into $OUT,
-#     unless --no-build and both are there;
+#  1. builds the lean and the tokio binaries and the registration stage, static musl, through
+#     scripts/build.sh (NAME=slimcap; NAME=slimcap-stage BIN=slimcap-stage; NAME=slimcap-tokio
+#     CARGO_ARGS="--features tokio") into $OUT, unless --no-build and all are there;
 #  2. builds the harness (scripts/bench/benchrun.c, gcc) and the floor (scripts/bench/floor.c,
 #     musl-gcc -static: a C program that registers, then calls next on the same connection);
-#  3. one interleaved benchrun over: floor, lean, lean with SLIMCAP_SUBSCRIBE=concurrent,
+#  3. one interleaved benchrun over: floor, lean/staged (the stage exec'ing lean, as the layer
+#     ships it), lean, lean with SLIMCAP_SUBSCRIBE=concurrent,
 #     tokio, tokio concurrent, and every BINARY given (label = its file name): RUNS rounds,
 #     each a cold run (evicted from the page cache, checked with mincore) then a warm run;
 #  4. the subscribe race on the platform emulator (scripts/bench/race, tests/emulator):
@@ -58,12 +59,15 @@ mkdir -p "$B"
 log() { printf '[bench] %s\n' "$*" >&2; }
 
 LEAN=$OUT/slimcap-$ARCH
+STAGE=$OUT/slimcap-stage-$ARCH
 TOKIO=$OUT/slimcap-tokio-$ARCH
 
 # ---- 1. the two builds
-if [ -n "$BUILD" ] || [ ! -x "$LEAN" ] || [ ! -x "$TOKIO" ]; then
+if [ -n "$BUILD" ] || [ ! -x "$LEAN" ] || [ ! -x "$TOKIO" ] || [ ! -x "$STAGE" ]; then
   log "building lean ($ARCH) -> $LEAN"
   OUT=$OUT NAME=slimcap SLIMCAP_NO_ZIP=1 "$ROOT/scripts/build.sh" "$ARCH" >&2
+  log "building the registration stage ($ARCH) -> $STAGE"
+  OUT=$OUT NAME=slimcap-stage BIN=slimcap-stage SLIMCAP_NO_ZIP=1 SLIMCAP_NO_SMOKE=1 "$ROOT/scripts/build.sh" "$ARCH" >&2
   log "building tokio ($ARCH) -> $TOKIO"
   OUT=$OUT NAME=slimcap-tokio CARGO_ARGS="--features tokio" SLIMCAP_NO_ZIP=1 "$ROOT/scripts/build.sh" "$ARCH" >&2
 fi
@@ -86,12 +90,15 @@ readelf -lW "$B/floor" | grep -q INTERP && { echo "floor is not static" >&2; exi
 relocs() {
   readelf -rW "$1" 2>/dev/null | sed -n 's/.* contains \([0-9]*\) entr.*/\1/p' | awk '{s+=$1} END {print s+0}'
 }
+# lean/staged: the layer's layout since the registration stage (src/bin/slimcap-stage.rs):
+# the stage registers, then execs the lean binary (SLIMCAP_CORE), whose load comes after register.
 TARGETS=(floor="$B/floor"
+         lean/staged="$STAGE" lean/staged@SLIMCAP_CORE="$LEAN" lean/staged+"$LEAN"
          lean="$LEAN" lean/concurrent="$LEAN" lean/concurrent@SLIMCAP_SUBSCRIBE=concurrent
          tokio="$TOKIO" tokio/concurrent="$TOKIO" tokio/concurrent@SLIMCAP_SUBSCRIBE=concurrent)
-BUILDS=floor,lean,tokio
+BUILDS=floor,lean/staged,lean,tokio
 printf 'label\tpath\tbytes\trelocs\n' > "$B/files.tsv"
-for t in floor="$B/floor" lean="$LEAN" lean/concurrent="$LEAN" tokio="$TOKIO" tokio/concurrent="$TOKIO"; do
+for t in floor="$B/floor" lean/staged="$STAGE" lean="$LEAN" lean/concurrent="$LEAN" tokio="$TOKIO" tokio/concurrent="$TOKIO"; do
   printf '%s\t%s\t%s\t%s\n' "${t%%=*}" "${t#*=}" "$(stat -c %s "${t#*=}")" "$(relocs "${t#*=}")" >> "$B/files.tsv"
 done
 for f in "${EXTRA[@]}"; do

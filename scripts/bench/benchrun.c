@@ -4,6 +4,7 @@
 //   benchrun [-n runs] [-p wrapper] [-t timeout_ms] [-q] TARGET...
 //   TARGET = label=path            a binary to measure
 //          | label@KEY=VALUE       extra environment for that label (repeatable)
+//          | label+path            another file evicted with it for cold runs (e.g. a stage's core)
 //
 // Per round, for each target in turn (interleaved): one cold run, then one warm run.
 //  - cold: the binary is evicted from the page cache (posix_fadvise DONTNEED) and mincore()
@@ -57,6 +58,8 @@ struct target {
   char path[4096];
   char *env[MAXENV];
   int nenv;
+  char *also[4];  // more files to evict for cold runs
+  int nalso;
 };
 
 static struct target T[MAXT];
@@ -205,11 +208,14 @@ static int run_once(int ls, const char *api, const char *wrapper, struct target 
   *exit_code = -1000;
   memset(smp, 0xff, sizeof *smp);
   if (cold) {
-    evict(t->path);
-    long r = resident_pages(t->path);
-    if (r != 0) {
-      fprintf(stderr, "benchrun: %s still has %ld resident pages after eviction\n", t->path, r);
-      exit(1);
+    for (int i = -1; i < t->nalso; i++) {
+      const char *f = i < 0 ? t->path : t->also[i];
+      evict(f);
+      long r = resident_pages(f);
+      if (r != 0) {
+        fprintf(stderr, "benchrun: %s still has %ld resident pages after eviction\n", f, r);
+        exit(1);
+      }
     }
   }
   static long long *t0p;
@@ -341,8 +347,15 @@ int main(int argc, char **argv) {
   }
   for (int i = optind; i < argc; i++) {
     char *a = argv[i];
-    char *at = strchr(a, '@'), *eq = strchr(a, '=');
-    if (at && (!eq || at < eq)) {
+    char *at = strchr(a, '@'), *eq = strchr(a, '='), *plus = strchr(a, '+');
+    if (plus && (!eq || plus < eq) && (!at || plus < at)) {
+      *plus = 0;
+      int f = -1;
+      for (int j = 0; j < NT; j++)
+        if (!strcmp(T[j].label, a)) f = j;
+      if (f < 0 || T[f].nalso >= 4) { fprintf(stderr, "benchrun: file for unknown label %s\n", a); return 2; }
+      T[f].also[T[f].nalso++] = plus + 1;
+    } else if (at && (!eq || at < eq)) {
       *at = 0;
       int f = -1;
       for (int j = 0; j < NT; j++)
