@@ -1,6 +1,8 @@
 //! The A/B shell (cargo feature `tokio`): the same core under the stack most
 //! Rust Lambda extensions are built on: a multi-thread tokio runtime, a hyper
-//! server for the telemetry listener, reqwest (hyper + rustls) for the
+//! server for the telemetry listener, reqwest (hyper + rustls/ring, trusting
+//! the system CA bundle like the std shell: `SSL_CERT_FILE` or the usual
+//! bundle paths, see [`https_client_builder`]) for the
 //! Runtime API and the Datadog intake, serde/serde_json for the Extensions
 //! API messages.
 //!
@@ -371,4 +373,51 @@ fn usable_url(url: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
         && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+/// A reqwest builder for HTTPS (intake, Secrets Manager) trusting the system
+/// CA bundle the std shell trusts: `SSL_CERT_FILE`, else the first of Amazon
+/// Linux's and Debian's bundle paths. Read when the client is built (after
+/// `register`); no bundle means no trusted roots (HTTPS then fails, loudly).
+pub fn https_client_builder() -> reqwest::ClientBuilder {
+    let mut b = reqwest::Client::builder().tls_built_in_root_certs(false);
+    let paths = std::env::var("SSL_CERT_FILE").ok().into_iter().chain(
+        [
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/ssl/certs/ca-bundle.crt",
+        ]
+        .map(String::from),
+    );
+    for p in paths {
+        if let Ok(pem) = std::fs::read(&p) {
+            match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) => {
+                    for c in certs {
+                        b = b.add_root_certificate(c);
+                    }
+                }
+                Err(e) => log::warn!("CA bundle {p}: {e}"),
+            }
+            break;
+        }
+    }
+    b
+}
+
+/// An error with its causes (`a: b: c`): reqwest's own message hides the
+/// reason ("error sending request"), the cause says what failed (a refused
+/// certificate, a reset). Never holds headers.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
 }

@@ -154,8 +154,10 @@ impl RuntimeApi {
     pub fn new(runtime_api: &str) -> RuntimeApi {
         // No client timeout: `next` is held by the platform for as long as it likes.
         // No proxy: the Runtime API is local, whatever HTTP_PROXY the function sets.
+        // No root certificates: plain HTTP (and no CA bundle read before `register`).
         let client = reqwest::Client::builder()
             .no_proxy()
+            .tls_built_in_root_certs(false)
             .pool_max_idle_per_host(4)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
@@ -195,7 +197,7 @@ impl RuntimeApi {
             .json(&RegisterRequest { events })
             .send()
             .await
-            .map_err(|e| ApiError::Io(e.to_string()))?;
+            .map_err(|e| ApiError::Io(super::error_chain(&e)))?;
         let status = resp.status().as_u16();
         let id = resp
             .headers()
@@ -233,12 +235,12 @@ impl RuntimeApi {
             .header("Lambda-Extension-Identifier", &self.id)
             .send()
             .await
-            .map_err(|e| ApiError::Io(e.to_string()))?;
+            .map_err(|e| ApiError::Io(super::error_chain(&e)))?;
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| ApiError::Io(e.to_string()))?;
+            .map_err(|e| ApiError::Io(super::error_chain(&e)))?;
         if status != 200 {
             return Err(ApiError::Status(
                 status,
@@ -262,7 +264,7 @@ impl RuntimeApi {
                 let body = body_text(resp).await;
                 extapi::subscribe_outcome(status, &body)
             }
-            Err(e) => SubscribeOutcome::Failed(e.to_string()),
+            Err(e) => SubscribeOutcome::Failed(super::error_chain(&e)),
         }
     }
 
@@ -285,7 +287,7 @@ impl RuntimeApi {
             })
             .send()
             .await
-            .map_err(|e| ApiError::Io(e.to_string()))?;
+            .map_err(|e| ApiError::Io(super::error_chain(&e)))?;
         let status = resp.status().as_u16();
         let body = body_text(resp).await;
         if status / 100 != 2 {

@@ -28,7 +28,7 @@ pub async fn fetch_api_key(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     let setup = Setup::from_lookup(secret_id, get)?;
-    let client = reqwest::Client::builder()
+    let client = super::https_client_builder()
         .timeout(ATTEMPT_TIMEOUT)
         .pool_max_idle_per_host(0)
         .build()
@@ -68,7 +68,11 @@ async fn fetch_once(
     }
     // reqwest's errors name the URL and the failure, never the headers.
     let transport = |e: reqwest::Error| Failure {
-        message: format!("Secrets Manager at {}: {}", req.url, e.without_url()),
+        message: format!(
+            "Secrets Manager at {}: {}",
+            req.url,
+            super::error_chain(&e.without_url())
+        ),
         retryable: true,
     };
     let res = b.body(req.body.clone()).send().await.map_err(transport)?;

@@ -45,7 +45,7 @@ const WARM_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Shipper {
     pub fn new(api_key: Option<String>, metrics_url: &str, logs_url: &str) -> Shipper {
-        let client = reqwest::Client::builder()
+        let client = super::https_client_builder()
             .pool_max_idle_per_host(1)
             .pool_idle_timeout(Duration::from_secs(300))
             .connect_timeout(Duration::from_secs(5))
@@ -238,7 +238,7 @@ impl Shipper {
                     }
                     format!("HTTP {status}")
                 }
-                Err(e) => e.to_string(),
+                Err(e) => super::error_chain(&e),
             };
             self.stats.retries += 1;
             let left = deadline_ms - super::now_ms();
