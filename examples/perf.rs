@@ -225,7 +225,7 @@ fn post_runtime(bin: &PathBuf, n: usize, only: &[usize]) {
             format!("{v:.2}")
         }
     };
-    let mut p50_100 = (f64::NAN, f64::NAN);
+    let mut p50_100 = (f64::NAN, f64::NAN, f64::NAN);
     for (&(lines, key), runs) in rows.iter().zip(&acc) {
         let all = |f: fn(&Run) -> &Vec<f64>| {
             runs.iter()
@@ -257,7 +257,11 @@ fn post_runtime(bin: &PathBuf, n: usize, only: &[usize]) {
             mean(|r| r.faults)
         );
         if lines == 100 && key {
-            p50_100 = (pct(&post, 0.5), pct(&share, 0.5));
+            let best = runs
+                .iter()
+                .map(|r| pct(&r.post, 0.5))
+                .fold(f64::INFINITY, f64::min);
+            p50_100 = (pct(&post, 0.5), pct(&share, 0.5), best);
         }
     }
     let kb = |v: Option<u64>| {
@@ -294,11 +298,12 @@ fn post_runtime(bin: &PathBuf, n: usize, only: &[usize]) {
     if !p50_100.0.is_nan() {
         println!(
             "\nGoal: p50 added for 100 lines ≤ 1 ms: {:.3} ms as the emulator bills it, {}; {:.3} ms without the \
-             platform's own delivery delay, {}.",
+             platform's own delivery delay, {} (least disturbed round: {:.3} ms as billed).",
             p50_100.0,
             verdict(p50_100.0 <= 1.0),
             p50_100.1,
-            verdict(p50_100.1 <= 1.0)
+            verdict(p50_100.1 <= 1.0),
+            p50_100.2
         );
     }
     println!(
