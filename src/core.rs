@@ -122,6 +122,9 @@ pub struct Core<P: FlushPolicy, S: Sink> {
     /// False once we know no telemetry will come (subscribe refused): then
     /// `next` never waits for a `platform.runtimeDone` that cannot arrive.
     telemetry_active: bool,
+    /// `platform.initReport` arrived (a SHUTDOWN right after INIT waits for it:
+    /// it carries `init_duration`).
+    init_report_seen: bool,
 }
 
 impl<P: FlushPolicy, S: Sink> Core<P, S> {
@@ -137,6 +140,7 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
             next_timer_flush: 0,
             flush_timeout_ms: 30_000,
             telemetry_active: true,
+            init_report_seen: false,
         }
     }
 
@@ -166,7 +170,7 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
             Event::Shutdown { deadline_ms, .. } => {
                 self.sink.on_shutdown(now_ms);
                 let latest_exit = deadline_ms - SHUTDOWN_MARGIN_MS;
-                let report_wait_until = if self.awaiting_report.is_empty() {
+                let report_wait_until = if !self.waiting_for_reports() {
                     now_ms
                 } else {
                     (now_ms + SHUTDOWN_REPORT_WAIT_MS).min(latest_exit)
@@ -214,6 +218,7 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                         }
                     }
                 }
+                Kind::InitReport { .. } => self.init_report_seen = true,
                 Kind::Report { request_id: Some(rid), .. } => {
                     self.awaiting_report.retain(|r| r != rid);
                 }
@@ -229,6 +234,13 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
             };
             self.sink.on_record(rec, current);
         }
+    }
+
+    /// At SHUTDOWN: is a `platform.report` (or the `initReport`) still due?
+    fn waiting_for_reports(&self) -> bool {
+        // (after an invocation, report.initDurationMs stands in for a late initReport)
+        self.telemetry_active
+            && (!self.awaiting_report.is_empty() || (!self.init_report_seen && self.last_request.is_none()))
     }
 
     /// Whether telemetry can arrive (false after a refused subscribe).
@@ -248,6 +260,7 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
 
     /// What to do now.
     pub fn poll(&mut self, now_ms: i64) -> Action {
+        let waiting_for_reports = self.waiting_for_reports();
         match &mut self.phase {
             Phase::Init => {
                 self.phase = Phase::InNext;
@@ -295,7 +308,7 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                     self.phase = Phase::Done;
                     return Action::Exit;
                 }
-                if !self.awaiting_report.is_empty() && now_ms < *report_wait_until {
+                if waiting_for_reports && now_ms < *report_wait_until {
                     return Action::Wait(Some(*report_wait_until));
                 }
                 *flushed = true;
@@ -440,10 +453,35 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_without_invocations_exits_at_once() {
+    fn shutdown_without_invocations_exits_once_init_report_is_in() {
         let mut c = Core::new(false, FlushAtEnd, NullSink);
         c.poll(0);
+        c.on_records(
+            &[rec(Kind::InitReport {
+                initialization_type: None,
+                phase: None,
+                status: None,
+                error_type: None,
+                duration_ms: Some(50.0),
+            })],
+            0,
+        );
         c.on_event(Event::Shutdown { reason: "whatever".into(), deadline_ms: 2_000 }, 10);
+        assert_eq!(c.poll(10), Action::Exit);
+    }
+
+    #[test]
+    fn shutdown_right_after_init_waits_for_the_init_report() {
+        let mut c = Core::new(false, FlushAtEnd, NullSink);
+        c.poll(0);
+        c.on_event(Event::Shutdown { reason: "spindown".into(), deadline_ms: 2_000 }, 10);
+        assert_eq!(c.poll(10), Action::Wait(Some(310)));
+        assert_eq!(c.poll(310), Action::Exit);
+        // without telemetry there is nothing to wait for
+        let mut c = Core::new(false, FlushAtEnd, NullSink);
+        c.set_telemetry_active(false);
+        c.poll(0);
+        c.on_event(Event::Shutdown { reason: "spindown".into(), deadline_ms: 2_000 }, 10);
         assert_eq!(c.poll(10), Action::Exit);
     }
 
