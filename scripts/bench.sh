@@ -66,8 +66,10 @@ TOKIO=$OUT/slimcap-tokio-$ARCH
 if [ -n "$BUILD" ] || [ ! -x "$LEAN" ] || [ ! -x "$TOKIO" ] || [ ! -x "$STAGE" ]; then
   log "building lean ($ARCH) -> $LEAN"
   OUT=$OUT NAME=slimcap SLIMCAP_NO_ZIP=1 "$ROOT/scripts/build.sh" "$ARCH" >&2
-  log "building the registration stage ($ARCH) -> $STAGE"
-  OUT=$OUT NAME=slimcap-stage BIN=slimcap-stage SLIMCAP_NO_ZIP=1 SLIMCAP_NO_SMOKE=1 "$ROOT/scripts/build.sh" "$ARCH" >&2
+  if [ ! -x "$STAGE" ]; then  # build.sh builds it beside the core; older ones did not
+    log "building the registration stage ($ARCH) -> $STAGE"
+    OUT=$OUT NAME=slimcap-stage BIN=slimcap-stage SLIMCAP_NO_ZIP=1 SLIMCAP_NO_SMOKE=1 "$ROOT/scripts/build.sh" "$ARCH" >&2
+  fi
   log "building tokio ($ARCH) -> $TOKIO"
   OUT=$OUT NAME=slimcap-tokio CARGO_ARGS="--features tokio" SLIMCAP_NO_ZIP=1 "$ROOT/scripts/build.sh" "$ARCH" >&2
 fi
