@@ -144,6 +144,32 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Fatal configuration problems (the shells report them with `init/error`).
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, url) in [("DD_DD_URL/DD_URL/DD_SITE", &self.metrics_url), ("DD_LOGS_CONFIG_LOGS_DD_URL", &self.logs_url)] {
+            if !usable_url(url) {
+                return Err(format!("{key} gives an unusable intake URL {url:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `http(s)://host[:port][/path]` with a plausible host and port.
+pub fn usable_url(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    (scheme == "http" || scheme == "https")
+        && !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
+        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
 fn invalid(warn: &mut Vec<String>, key: &str, v: &str, default: &str) {
     let mut s = String::new();
     let _ = write!(s, "ignoring {key}={v:?}: invalid value; using the default ({default})");
@@ -262,6 +288,18 @@ mod tests {
         assert_eq!(c.subscribe_mode, SubscribeMode::Concurrent);
         assert!(c.managed_instances);
         assert_eq!(c.log_level, log::LevelFilter::Debug);
+    }
+
+    #[test]
+    fn usable_urls() {
+        for ok in ["https://api.datadoghq.com", "http://127.0.0.1:9000", "https://x.y:443/base", "http://[::1]:80"] {
+            assert!(usable_url(ok), "{ok}");
+        }
+        for bad in ["http://", "https://http:", "ftp://x", "https://a b", "https://h:0", "https://h:99999", "x"] {
+            assert!(!usable_url(bad), "{bad}");
+        }
+        assert!(cfg(&[("DD_DD_URL", "http://")]).0.validate().unwrap_err().contains("DD_DD_URL"));
+        assert!(cfg(&[]).0.validate().is_ok());
     }
 
     #[test]

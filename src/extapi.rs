@@ -41,6 +41,30 @@ pub enum SubscribeOutcome {
     Failed(String),
 }
 
+impl SubscribeOutcome {
+    /// Logs the outcome (once per subscribe); true when telemetry will come.
+    pub fn log_and_active(&self) -> bool {
+        match self {
+            SubscribeOutcome::Subscribed => {
+                log::debug!("subscribed to the Telemetry API");
+                true
+            }
+            SubscribeOutcome::Closed => {
+                log::error!("telemetry subscribe refused: the subscription window had closed (403 Telemetry.SubscriptionClosed); no telemetry for this sandbox");
+                false
+            }
+            SubscribeOutcome::NotSupported => {
+                log::warn!("the platform has no Telemetry API (202): running without telemetry");
+                false
+            }
+            SubscribeOutcome::Failed(e) => {
+                log::error!("telemetry subscribe failed: {e}; running without telemetry");
+                false
+            }
+        }
+    }
+}
+
 pub fn register_body(managed_instances: bool) -> &'static str {
     if managed_instances {
         // INVOKE is refused (403 Extension.InvalidEventType) on managed instances.

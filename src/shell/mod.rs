@@ -91,7 +91,7 @@ pub fn run() -> i32 {
     }
     log::debug!("registered as {name:?} (id {}), function {:?}", api.id(), registration.function_name);
     crash_reporter(&api);
-    if let Err(msg) = validate(&cfg) {
+    if let Err(msg) = cfg.validate() {
         log::error!("{msg}");
         if let Err(e) = api.report_error("init/error", "Extension.ConfigInvalid", &msg) {
             log::error!("init/error failed: {e}");
@@ -139,7 +139,7 @@ pub fn run() -> i32 {
         match cfg.subscribe_mode {
             SubscribeMode::Awaited => {
                 let outcome = api.subscribe(&body);
-                core.set_telemetry_active(subscribed(&outcome));
+                core.set_telemetry_active(outcome.log_and_active());
             }
             SubscribeMode::Concurrent => {
                 let handle = api.clone_handle();
@@ -235,7 +235,7 @@ pub fn run() -> i32 {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 let _ = go_tx.send(()); // poll again
             }
-            Msg::Subscribed(outcome) => core.set_telemetry_active(subscribed(&outcome)),
+            Msg::Subscribed(outcome) => core.set_telemetry_active(outcome.log_and_active()),
         }
     }
 }
@@ -253,63 +253,4 @@ fn crash_reporter(api: &RuntimeApi) {
         let which = if INIT_DONE.load(std::sync::atomic::Ordering::Relaxed) { "exit/error" } else { "init/error" };
         let _ = api.report_error(which, "Extension.Crash", &msg);
     }));
-}
-
-/// Logs the subscribe outcome once; true when telemetry will come.
-fn subscribed(outcome: &SubscribeOutcome) -> bool {
-    match outcome {
-        SubscribeOutcome::Subscribed => {
-            log::debug!("subscribed to the Telemetry API");
-            true
-        }
-        SubscribeOutcome::Closed => {
-            log::error!("telemetry subscribe refused: the subscription window had closed (403 Telemetry.SubscriptionClosed); no telemetry for this sandbox");
-            false
-        }
-        SubscribeOutcome::NotSupported => {
-            log::warn!("the platform has no Telemetry API (202): running without telemetry");
-            false
-        }
-        SubscribeOutcome::Failed(e) => {
-            log::error!("telemetry subscribe failed: {e}; running without telemetry");
-            false
-        }
-    }
-}
-
-/// Fatal configuration problems (reported with `init/error`).
-fn validate(cfg: &Config) -> Result<(), String> {
-    for (key, url) in [("DD_DD_URL/DD_URL/DD_SITE", &cfg.metrics_url), ("DD_LOGS_CONFIG_LOGS_DD_URL", &cfg.logs_url)] {
-        if !usable_url(url) {
-            return Err(format!("{key} gives an unusable intake URL {url:?}"));
-        }
-    }
-    Ok(())
-}
-
-/// `http(s)://host[:port][/path]` with a plausible host and port.
-fn usable_url(url: &str) -> bool {
-    let Some((scheme, rest)) = url.split_once("://") else { return false };
-    let authority = rest.split('/').next().unwrap_or("");
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
-        _ => (authority, None),
-    };
-    (scheme == "http" || scheme == "https")
-        && !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
-        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn usable_urls() {
-        for ok in ["https://api.datadoghq.com", "http://127.0.0.1:9000", "https://x.y:443/base", "http://[::1]:80"] {
-            assert!(super::usable_url(ok), "{ok}");
-        }
-        for bad in ["http://", "https://http:", "ftp://x", "https://a b", "https://h:0", "https://h:99999", "x"] {
-            assert!(!super::usable_url(bad), "{bad}");
-        }
-    }
 }

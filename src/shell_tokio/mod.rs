@@ -126,7 +126,7 @@ async fn main_loop() -> i32 {
         registration.function_name
     );
     crash_reporter(&api);
-    if let Err(msg) = validate(&cfg) {
+    if let Err(msg) = cfg.validate() {
         log::error!("{msg}");
         if let Err(e) = api
             .report_error("init/error", "Extension.ConfigInvalid", &msg)
@@ -181,7 +181,7 @@ async fn main_loop() -> i32 {
         match cfg.subscribe_mode {
             SubscribeMode::Awaited => {
                 let outcome = api.subscribe(&req).await;
-                core.set_telemetry_active(subscribed(&outcome));
+                core.set_telemetry_active(outcome.log_and_active());
             }
             SubscribeMode::Concurrent => {
                 let api = api.clone();
@@ -286,7 +286,7 @@ async fn main_loop() -> i32 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let _ = go_tx.send(()); // poll again
             }
-            Msg::Subscribed(outcome) => core.set_telemetry_active(subscribed(&outcome)),
+            Msg::Subscribed(outcome) => core.set_telemetry_active(outcome.log_and_active()),
         }
     }
 }
@@ -318,61 +318,6 @@ fn crash_reporter(api: &RuntimeApi) {
         })
         .join();
     }));
-}
-
-/// Logs the subscribe outcome once; true when telemetry will come.
-/// (Same as the std shell's; a candidate to move next to `SubscribeOutcome`.)
-fn subscribed(outcome: &SubscribeOutcome) -> bool {
-    match outcome {
-        SubscribeOutcome::Subscribed => {
-            log::debug!("subscribed to the Telemetry API");
-            true
-        }
-        SubscribeOutcome::Closed => {
-            log::error!("telemetry subscribe refused: the subscription window had closed (403 Telemetry.SubscriptionClosed); no telemetry for this sandbox");
-            false
-        }
-        SubscribeOutcome::NotSupported => {
-            log::warn!("the platform has no Telemetry API (202): running without telemetry");
-            false
-        }
-        SubscribeOutcome::Failed(e) => {
-            log::error!("telemetry subscribe failed: {e}; running without telemetry");
-            false
-        }
-    }
-}
-
-/// Fatal configuration problems (reported with `init/error`).
-/// (Same as the std shell's; a candidate to move into `Config`.)
-fn validate(cfg: &Config) -> Result<(), String> {
-    for (key, url) in [
-        ("DD_DD_URL/DD_URL/DD_SITE", &cfg.metrics_url),
-        ("DD_LOGS_CONFIG_LOGS_DD_URL", &cfg.logs_url),
-    ] {
-        if !usable_url(url) {
-            return Err(format!("{key} gives an unusable intake URL {url:?}"));
-        }
-    }
-    Ok(())
-}
-
-/// `http(s)://host[:port][/path]` with a plausible host and port (as the std shell's).
-fn usable_url(url: &str) -> bool {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
-        _ => (authority, None),
-    };
-    (scheme == "http" || scheme == "https")
-        && !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
-        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 /// A reqwest builder for HTTPS (intake, Secrets Manager) trusting the system
