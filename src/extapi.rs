@@ -28,6 +28,24 @@ pub enum Event {
     Unknown(String),
 }
 
+/// What went wrong talking to the Runtime API (both shells).
+#[derive(Debug)]
+pub enum ApiError {
+    /// The platform answered, with this status and body.
+    Status(u16, String),
+    /// Transport failure (connection refused, reset, ...).
+    Io(String),
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Status(s, b) => write!(f, "HTTP {s}: {}", b.trim()),
+            ApiError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// How a `PUT telemetry` went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubscribeOutcome {

@@ -9,7 +9,7 @@
 //! register call is on the function's cold-start path.
 
 mod listener;
-mod logger;
+pub(crate) mod logger;
 mod net;
 mod runtime_api;
 mod secrets;
@@ -21,7 +21,8 @@ use crate::flush::{FlushControl, Strategy};
 use crate::datadog::Datadog;
 use crate::extapi::{self, Event, SubscribeOutcome};
 use crate::telemetry::Batch;
-use runtime_api::{ApiError, RuntimeApi};
+use crate::extapi::ApiError;
+use runtime_api::RuntimeApi;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -41,7 +42,7 @@ pub fn now_ms() -> i64 {
 
 /// The name to register with: the executable's file name (Lambda compares it
 /// with the file under /opt/extensions; another name makes SHUTDOWN a 403).
-fn extension_name() -> String {
+pub(crate) fn extension_name() -> String {
     std::env::args_os()
         .next()
         .as_deref()

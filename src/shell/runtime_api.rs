@@ -4,7 +4,7 @@
 //! answer parsing live in `crate::extapi`; this file only moves bytes.
 
 use super::net::Client;
-use crate::extapi::{self, Event, Registration, SubscribeOutcome};
+use crate::extapi::{self, ApiError, Event, Registration, SubscribeOutcome};
 use crate::httpc::Response;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,24 +17,6 @@ pub struct RuntimeApi {
 
 /// Bound for the calls that answer at once (register, subscribe, errors).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What went wrong talking to the Runtime API.
-#[derive(Debug)]
-pub enum ApiError {
-    /// The platform answered, with this status and body.
-    Status(u16, String),
-    /// Transport failure (connection refused, reset, ...).
-    Io(String),
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ApiError::Status(s, b) => write!(f, "HTTP {s}: {}", b.trim()),
-            ApiError::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
 
 impl RuntimeApi {
     pub fn new(runtime_api: &str) -> RuntimeApi {

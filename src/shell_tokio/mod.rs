@@ -19,7 +19,7 @@
 //! cold-start path. Not meant for release.
 
 mod listener;
-mod logger;
+use crate::shell::{extension_name, logger};
 mod runtime_api;
 mod secrets;
 mod ship;
@@ -30,7 +30,8 @@ use crate::datadog::Datadog;
 use crate::extapi::{Event, SubscribeOutcome};
 use crate::flush::{FlushControl, Strategy};
 use crate::telemetry::Batch;
-use runtime_api::{ApiError, RuntimeApi};
+use crate::extapi::ApiError;
+use runtime_api::RuntimeApi;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -46,18 +47,6 @@ pub enum Msg {
 const QUEUE_BATCHES: usize = 256;
 
 pub use crate::shell::now_ms;
-
-/// The name to register with: the executable's file name.
-fn extension_name() -> String {
-    std::env::args_os()
-        .next()
-        .as_deref()
-        .map(std::path::Path::new)
-        .and_then(|p| p.file_name())
-        .and_then(|n| n.to_str())
-        .unwrap_or("slimcap")
-        .to_string()
-}
 
 /// `#[tokio::main]` spelled out, so that the exit does not wait on a
 /// blocking task (a DNS lookup in flight) for longer than the budget allows.

@@ -3,7 +3,7 @@
 //! (`crate::extapi`), with the std shell's semantics.
 
 use crate::config::Config;
-use crate::extapi::{self, Event, Registration, SubscribeOutcome};
+use crate::extapi::{self, ApiError, Event, Registration, SubscribeOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -13,24 +13,6 @@ pub struct RuntimeApi {
     client: reqwest::Client,
     base: String,
     id: String,
-}
-
-/// What went wrong talking to the Runtime API.
-#[derive(Debug)]
-pub enum ApiError {
-    /// The platform answered, with this status and body.
-    Status(u16, String),
-    /// Transport failure (connection refused, reset, ...).
-    Io(String),
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ApiError::Status(s, b) => write!(f, "HTTP {s}: {}", b.trim()),
-            ApiError::Io(e) => write!(f, "{e}"),
-        }
-    }
 }
 
 #[derive(Serialize)]
