@@ -139,13 +139,14 @@ fn nothing_secret_printed(emu: &Emulator) {
     }
 }
 
-/// The extension's first `next` on the Runtime API (test clock).
-fn first_next_ms(emu: &Emulator) -> f64 {
+/// When the platform answered the extension's telemetry subscribe (test
+/// clock): the last step of the extension's init before its first `next`.
+fn subscribed_ms(emu: &Emulator) -> f64 {
     emu.wire()
         .iter()
-        .find(|w| w.method == "GET" && w.path.ends_with("/extension/event/next"))
-        .map(|w| w.at_ms)
-        .expect("a next call")
+        .find(|w| w.method == "PUT" && w.path.ends_with("/telemetry"))
+        .and_then(|w| w.answered_ms)
+        .expect("an answered subscribe")
 }
 
 #[test]
@@ -182,9 +183,13 @@ fn key_from_the_secret_reaches_the_intake() {
         auth.contains("/eu-west-3/secretsmanager/aws4_request, "),
         "the ARN's region: {auth}"
     );
+    // Not on the init path. The shell starts the fetch once the first
+    // `next` is written; across processes the tests can only see that it
+    // came after the subscribe (the emulator may read the `next`, sent on a
+    // fresh connection, a little after the fetch began on a loaded machine).
     assert!(
-        reqs[0].started_ms >= first_next_ms(&emu),
-        "fetched before the first next"
+        reqs[0].started_ms >= subscribed_ms(&emu),
+        "fetched during the extension's init"
     );
 
     let sent = intake.requests();
@@ -251,6 +256,15 @@ fn slow_fetch_keeps_payloads_until_the_key_comes() {
     std::thread::sleep(Duration::from_millis(1200));
     ok(&emu.invoke(Invocation::new(10).log("second invocation")));
     shut_down(&emu);
+    // Off the init path: INIT ended long before the 1.5 s answer came.
+    let sm_started = sm.requests.lock().unwrap()[0].started_ms;
+    let init = emu.wait_init(Duration::from_secs(1));
+    let init_done = init.init_done_ms.expect("INIT ended");
+    assert!(sm_started >= subscribed_ms(&emu), "fetched during the extension's init");
+    assert!(
+        init_done < sm_started + 1000.0,
+        "INIT ended at {init_done} ms, the fetch began at {sm_started} ms"
+    );
     let sent = intake.requests();
     let logs: String = sent
         .iter()

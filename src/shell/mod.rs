@@ -156,6 +156,14 @@ pub fn run() -> i32 {
     core.init_done(now_ms());
     INIT_DONE.store(true, std::sync::atomic::Ordering::Relaxed);
 
+    // DD_API_KEY_SECRET_ARN: the fetch thread starts now and waits for the
+    // poller to have written the first `next` (the end of our init).
+    let (fetch_go, fetch_wait) = mpsc::channel::<()>();
+    if let Some(arn) = key_secret.take() {
+        shipper.await_api_key(secrets::spawn_fetch(arn, fetch_wait));
+    }
+    let mut fetch_go = Some(fetch_go);
+
     // The `next` poller: one long-poll each time the core allows it.
     let (go_tx, go_rx) = mpsc::channel::<()>();
     {
@@ -163,7 +171,7 @@ pub fn run() -> i32 {
         let poller = api.clone_handle();
         std::thread::spawn(move || {
             while go_rx.recv().is_ok() {
-                let ev = poller.next();
+                let ev = poller.next(&mut || drop(fetch_go.take()));
                 let stop = matches!(ev, Ok(Event::Shutdown { .. }));
                 if tx.send(Msg::Event(ev)).is_err() || stop {
                     break;
@@ -182,9 +190,6 @@ pub fn run() -> i32 {
             Action::CallNext => {
                 shipper.settle();
                 let _ = go_tx.send(());
-                if let Some(arn) = key_secret.take() {
-                    shipper.await_api_key(secrets::spawn_fetch(arn));
-                }
                 continue;
             }
             Action::Exit => {

@@ -138,6 +138,20 @@ impl Client {
         body: &[u8],
         deadline: Option<Instant>,
     ) -> io::Result<Response> {
+        self.send_then(method, url, headers, body, deadline, &mut || {})
+    }
+
+    /// [`Client::send`], calling `sent` once the request is written (before
+    /// the answer is read): for work that must follow the long poll's start.
+    pub fn send_then(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        deadline: Option<Instant>,
+        sent: &mut dyn FnMut(),
+    ) -> io::Result<Response> {
         let (tls, host, port, path) = httpc::split_url(url).ok_or_else(|| bad_url(url))?;
         let key = format!("{tls}{host}:{port}");
         let host_header = if port == if tls { 443 } else { 80 } { host.to_string() } else { format!("{host}:{port}") };
@@ -152,7 +166,7 @@ impl Client {
                 Some(s) => s,
                 None => connect(tls, host, port, deadline)?,
             };
-            match exchange(&mut stream, &head, body, method == "HEAD", deadline) {
+            match exchange(&mut stream, &head, body, method == "HEAD", deadline, sent) {
                 Ok((resp, got_bytes)) => {
                     let _ = got_bytes;
                     if resp.keep_alive {
@@ -185,6 +199,7 @@ fn exchange(
     body: &[u8],
     head: bool,
     deadline: Option<Instant>,
+    sent: &mut dyn FnMut(),
 ) -> Result<(Response, bool), (io::Error, bool)> {
     let set = |s: &Stream| -> io::Result<()> {
         let t = timeout_left(deadline)?;
@@ -193,6 +208,7 @@ fn exchange(
     };
     set(s).map_err(|e| (e, false))?;
     s.write_all(req).and_then(|_| s.write_all(body)).and_then(|_| s.flush()).map_err(|e| (e, false))?;
+    sent();
     let mut reader = ResponseReader::new(MAX_RESPONSE, head);
     let mut buf = [0u8; 8192];
     let mut got = false;

@@ -46,10 +46,22 @@ impl RuntimeApi {
         body: &[u8],
         timeout: Option<Duration>,
     ) -> Result<Response, ApiError> {
+        self.call_then(method, path, headers, body, timeout, &mut || {})
+    }
+
+    fn call_then(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout: Option<Duration>,
+        sent: &mut dyn FnMut(),
+    ) -> Result<Response, ApiError> {
         let url = format!("{}{path}", self.base);
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        client.send(method, &url, headers, body, deadline).map_err(|e| ApiError::Io(e.to_string()))
+        client.send_then(method, &url, headers, body, deadline, sent).map_err(|e| ApiError::Io(e.to_string()))
     }
 
     pub fn register(&mut self, name: &str, managed_instances: bool) -> Result<Registration, ApiError> {
@@ -75,14 +87,16 @@ impl RuntimeApi {
         Ok(extapi::parse_registration(&resp.body))
     }
 
-    /// Long-polls `event/next` (no client timeout: the platform holds it).
-    pub fn next(&self) -> Result<Event, ApiError> {
-        let resp = self.call(
+    /// Long-polls `event/next` (no client timeout: the platform holds it);
+    /// `sent` runs once the request is out, while the platform holds it.
+    pub fn next(&self, sent: &mut dyn FnMut()) -> Result<Event, ApiError> {
+        let resp = self.call_then(
             "GET",
             "/2020-01-01/extension/event/next",
             &[("Lambda-Extension-Identifier", &self.id)],
             b"",
             None,
+            sent,
         )?;
         if resp.status != 200 {
             return Err(ApiError::Status(resp.status, resp.text()));

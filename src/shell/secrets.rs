@@ -10,6 +10,7 @@
 //! credentials (transport errors name the URL and the failure, not headers).
 
 use crate::secrets::{self, Failure, Setup};
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,9 +20,14 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 const BODY_LIMIT: u64 = 256 * 1024;
 
 /// Starts the fetch on its own thread (environment read there, not on the
-/// caller's path); the thread's result is the key or a readable error.
-pub fn spawn_fetch(secret_id: String) -> JoinHandle<Result<String, String>> {
-    std::thread::spawn(move || fetch_api_key(&secret_id, |k| std::env::var(k).ok()))
+/// caller's path) once `go` fires or is dropped: the poller fires it when
+/// the first `next` is written, so the fetch never precedes the end of the
+/// extension's init. The thread's result is the key or a readable error.
+pub fn spawn_fetch(secret_id: String, go: Receiver<()>) -> JoinHandle<Result<String, String>> {
+    std::thread::spawn(move || {
+        let _ = go.recv();
+        fetch_api_key(&secret_id, |k| std::env::var(k).ok())
+    })
 }
 
 /// Reads the API key from the secret `secret_id` (ARN or name), with the

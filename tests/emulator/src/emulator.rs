@@ -950,7 +950,7 @@ fn serve_conn(sh: Arc<Shared>, stream: TcpStream, conn: u64) {
     let mut reader = BufReader::new(rs);
     let mut writer = stream;
     loop {
-        let req = match http::read_request(&mut reader) {
+        let (req, started_ms) = match http::read_request_timed(&mut reader) {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(_) => {
@@ -964,6 +964,7 @@ fn serve_conn(sh: Arc<Shared>, stream: TcpStream, conn: u64) {
             st.wire.push(WireEvent {
                 seq,
                 conn,
+                started_ms,
                 at_ms: now_ms(),
                 method: req.method.clone(),
                 path: req.path.clone(),

@@ -333,6 +333,9 @@ pub struct WireEvent {
     pub seq: usize,
     /// Connection number (same number = same keep-alive connection).
     pub conn: u64,
+    /// When its request line arrived (test clock ms).
+    pub started_ms: f64,
+    /// When the request was fully read and recorded (test clock ms).
     pub at_ms: f64,
     pub method: String,
     pub path: String,
