@@ -38,18 +38,8 @@ impl RuntimeApi {
         RuntimeApi { client: Mutex::new(Client::new()), base: self.base.clone(), id: self.id.clone() }
     }
 
+    /// One request; `sent` runs once it is written, before the answer is read.
     fn call(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        timeout: Option<Duration>,
-    ) -> Result<Response, ApiError> {
-        self.call_then(method, path, headers, body, timeout, &mut || {})
-    }
-
-    fn call_then(
         &self,
         method: &str,
         path: &str,
@@ -75,6 +65,7 @@ impl RuntimeApi {
             ],
             extapi::register_body(managed_instances).as_bytes(),
             Some(CALL_TIMEOUT),
+            &mut || {},
         )?;
         if resp.status != 200 {
             return Err(ApiError::Status(resp.status, resp.text()));
@@ -90,7 +81,7 @@ impl RuntimeApi {
     /// Long-polls `event/next` (no client timeout: the platform holds it);
     /// `sent` runs once the request is out, while the platform holds it.
     pub fn next(&self, sent: &mut dyn FnMut()) -> Result<Event, ApiError> {
-        let resp = self.call_then(
+        let resp = self.call(
             "GET",
             "/2020-01-01/extension/event/next",
             &[("Lambda-Extension-Identifier", &self.id)],
@@ -111,6 +102,7 @@ impl RuntimeApi {
             &[("Lambda-Extension-Identifier", &self.id), ("Content-Type", "application/json")],
             body.as_bytes(),
             Some(CALL_TIMEOUT),
+            &mut || {},
         );
         match res {
             Ok(resp) => extapi::subscribe_outcome(resp.status, &resp.text()),
@@ -130,6 +122,7 @@ impl RuntimeApi {
             ],
             extapi::error_body(error_type, message).as_bytes(),
             Some(CALL_TIMEOUT),
+            &mut || {},
         )?;
         if resp.status / 100 != 2 {
             return Err(ApiError::Status(resp.status, resp.text()));

@@ -154,7 +154,9 @@ async fn main_loop() -> i32 {
         Datadog::new(&cfg, &registration),
     );
     let mut shipper = ship::Shipper::new(cfg.api_key.clone(), &cfg.metrics_url, &cfg.logs_url);
-    // DD_API_KEY_SECRET_ARN: fetched once the first `next` is out (not on init's path).
+    // DD_API_KEY_SECRET_ARN: fetched once the first `next` is handed to the
+    // poller task (not on init's path; reqwest has no hook for "written", so
+    // unlike the std shell the fetch may start a few µs before the `next`).
     let mut key_secret = if cfg.api_key.is_none() {
         cfg.api_key_secret_arn.clone()
     } else {
