@@ -116,52 +116,15 @@ pub fn write_sketch<'a, T: AsRef<str>>(
     });
 }
 
+/// The independent prost decoder the end-to-end tests use too.
+#[cfg(test)]
+#[path = "../tests/common/sketch_proto.rs"]
+mod sketch_proto;
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use prost::Message;
-
-    // An independent decoder, declared from the .proto field numbers.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct SketchPayload {
-        #[prost(message, repeated, tag = "1")]
-        pub sketches: Vec<PSketch>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct PSketch {
-        #[prost(string, tag = "1")]
-        pub metric: String,
-        #[prost(string, tag = "2")]
-        pub host: String,
-        #[prost(string, repeated, tag = "4")]
-        pub tags: Vec<String>,
-        #[prost(message, repeated, tag = "7")]
-        pub dogsketches: Vec<Dogsketch>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Dogsketch {
-        #[prost(int64, tag = "1")]
-        pub ts: i64,
-        #[prost(int64, tag = "2")]
-        pub cnt: i64,
-        #[prost(double, tag = "3")]
-        pub min: f64,
-        #[prost(double, tag = "4")]
-        pub max: f64,
-        #[prost(double, tag = "5")]
-        pub avg: f64,
-        #[prost(double, tag = "6")]
-        pub sum: f64,
-        #[prost(sint32, repeated, packed = "true", tag = "7")]
-        pub k: Vec<i32>,
-        #[prost(uint32, repeated, packed = "true", tag = "8")]
-        pub n: Vec<u32>,
-    }
-
-    /// Decodes a body produced by [`write_sketch`] calls.
-    pub fn decode(body: &[u8]) -> SketchPayload {
-        SketchPayload::decode(body).expect("valid SketchPayload")
-    }
+    pub use super::sketch_proto::{decode, Dogsketch};
 
     /// Quantile from decoded bins, computed independently of `Sketch`:
     /// the value of key k is γ^(k-1338) (keys of the agent's config).

@@ -6,45 +6,10 @@
 #![allow(dead_code)]
 
 use lambda_emulator::IntakeRequest;
-use prost::Message;
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SketchPayload {
-    #[prost(message, repeated, tag = "1")]
-    pub sketches: Vec<Sketch>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Sketch {
-    #[prost(string, tag = "1")]
-    pub metric: String,
-    #[prost(string, tag = "2")]
-    pub host: String,
-    #[prost(string, repeated, tag = "4")]
-    pub tags: Vec<String>,
-    #[prost(message, repeated, tag = "7")]
-    pub dogsketches: Vec<Dogsketch>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Dogsketch {
-    #[prost(int64, tag = "1")]
-    pub ts: i64,
-    #[prost(int64, tag = "2")]
-    pub cnt: i64,
-    #[prost(double, tag = "3")]
-    pub min: f64,
-    #[prost(double, tag = "4")]
-    pub max: f64,
-    #[prost(double, tag = "5")]
-    pub avg: f64,
-    #[prost(double, tag = "6")]
-    pub sum: f64,
-    #[prost(sint32, repeated, packed = "true", tag = "7")]
-    pub k: Vec<i32>,
-    #[prost(uint32, repeated, packed = "true", tag = "8")]
-    pub n: Vec<u32>,
-}
+#[path = "sketch_proto.rs"]
+mod sketch_proto;
+pub use sketch_proto::*;
 
 /// The agent's sketch: gamma = 1 + 2/128; bias = 1 - floor(ln(1e-9)/ln(gamma)).
 pub const GAMMA: f64 = 1.0 + 2.0 / 128.0;
@@ -60,10 +25,6 @@ pub fn key_value(k: i32) -> f64 {
     } else {
         GAMMA.powi(k.abs() - bias()).copysign(k as f64)
     }
-}
-
-pub fn decode(body: &[u8]) -> SketchPayload {
-    SketchPayload::decode(body).expect("a valid SketchPayload protobuf")
 }
 
 /// One dogsketch as received, with its sketch's metric and tags.
