@@ -51,10 +51,14 @@ if [ "$PHASE" = measure ] || [ "$PHASE" = all ]; then
   musl-gcc -Os -static -o "$B/floor" "$ROOT/scripts/bench/floor.c" && strip "$B/floor"
   T=(floor="$B/floor")
   for v in "${VARIANTS[@]}"; do T+=("$v=$OUT/$v-x86_64"); done
+  # the async-io variant with `register` done on a blocking socket before the reactor exists
+  T+=("asyncio/blockreg=$OUT/asyncio-x86_64" "asyncio/blockreg@PROBE_BLOCKING_REGISTER=1")
   log "benchrun: $RUNS rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
   "$B/benchrun" -n "$RUNS" "${T[@]}" > "$B/runs.tsv"
   log "latbench, load $(cut -d' ' -f1-3 /proc/loadavg)"
   L=(); for v in "${VARIANTS[@]}"; do L+=("$v=$OUT/$v-x86_64"); done
+  # threads without the listener->main channel hop (counts in an atomic), to tell its cost apart
+  L+=("threads/nochan=$OUT/threads-x86_64" "threads/nochan@PROBE_NO_CHANNEL=1")
   python3 "$HERE/latbench.py" "$B/postlat" "${LAT_ROUNDS:-10}" "${LAT_KA:-200}" "${LAT_NEW:-50}" "${L[@]}" > "$B/lat.tsv"
   EMU=$CARGO_TARGET_DIR/release/lambda-emulator
   if [ -x "$EMU" ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Listener request->200 latency of the probe variants, interleaved, against a fake Runtime API.
 
-    latbench.py POSTLAT ROUNDS N_KA N_NEW label=binary...
+    latbench.py POSTLAT ROUNDS N_KA N_NEW label=binary... [label@KEY=VALUE...]
 
 Per round, each binary in turn (order rotated every round): started with a fake Extensions +
 Telemetry API on 127.0.0.1 (AWS_LAMBDA_RUNTIME_API); it must register, subscribe (the port
@@ -69,14 +69,14 @@ def proc_status(pid):
     return t, r
 
 
-def run_one(postlat, label, path, rnd, n_ka, n_new):
+def run_one(postlat, label, path, rnd, n_ka, n_new, extra):
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", 0))
     ls.listen(16)
     state = {"next": threading.Event(), "release": threading.Event(), "port": None}
     threading.Thread(target=serve_api, args=(ls, state), daemon=True).start()
-    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API="127.0.0.1:%d" % ls.getsockname()[1], SLIMCAP_TELEMETRY_PORT="0")
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API="127.0.0.1:%d" % ls.getsockname()[1], SLIMCAP_TELEMETRY_PORT="0", **extra)
     p = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ok = True
     if not state["next"].wait(10) or not state["port"]:
@@ -114,13 +114,20 @@ def run_one(postlat, label, path, rnd, n_ka, n_new):
 
 def main():
     postlat, rounds, n_ka, n_new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    targets = [a.split("=", 1) for a in sys.argv[5:]]
+    targets, envs = [], {}
+    for a in sys.argv[5:]:
+        at, eq = a.find("@"), a.find("=")
+        if 0 <= at < eq:  # label@KEY=VALUE: extra environment for that label
+            k, v = a[at + 1:].split("=", 1)
+            envs.setdefault(a[:at], {})[k] = v
+        else:
+            targets.append(a.split("=", 1))
     print("label\tround\tmode\tns")
     ok = True
     for rnd in range(rounds):
         k = rnd % len(targets)
         for label, path in targets[k:] + targets[:k]:
-            ok &= run_one(postlat, label, path, rnd, n_ka, n_new)
+            ok &= run_one(postlat, label, path, rnd, n_ka, n_new, envs.get(label, {}))
     sys.exit(0 if ok else 1)
 
 

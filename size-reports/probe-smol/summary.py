@@ -30,6 +30,19 @@ def r(a, b):
 files = rows("files.tsv")
 labels = [f["label"] for f in files if f["arch"] == "x86_64"]
 size = {(f["label"], f["arch"]): int(f["bytes"]) for f in files}
+# variants measured with an environment switch (same binary): label/switch
+extra = []
+for name in ("runs.tsv", "lat.tsv"):
+    with open(f"{D}/{name}") as f:
+        for l in f:
+            lab = l.split("\t", 1)[0]
+            if "/" in lab and lab not in extra and not lab.startswith("#"):
+                extra.append(lab)
+labels += sorted(extra)
+for l in extra:
+    for a in ("x86_64", "arm64"):
+        if (l.split("/")[0], a) in size:
+            size[(l, a)] = size[(l.split("/")[0], a)]
 
 runs = rows("runs.tsv")
 col = defaultdict(list)
@@ -59,7 +72,7 @@ def line(name, vals, fmt=lambda v: f"{v}", base=True):
     cells = []
     for l, v in zip(labels, vals):
         if v is None:
-            cells.append("n/a")
+            cells.append("–")
         elif l == BASE or not base:
             cells.append(fmt(v))
         else:
@@ -90,6 +103,6 @@ for mode, what in (("ka", "kept-alive connection"), ("new", "new connection each
 fl = {k: pct(col[("floor", k[0], k[1])], 0.5) for k in (("cold", "reg_us"), ("warm", "reg_us"), ("warm", "next_us"))}
 print()
 print(f"Samples: {nruns.get(BASE)} cold + {nruns.get(BASE)} warm start-ups per variant; "
-      + ", ".join(f"{l}: {len(lat[(l, 'ka')])} kept-alive + {len(lat[(l, 'new')])} new-connection POSTs" for l in labels)
+      + ", ".join(f"{l}: {len(lat[(l, 'ka')])} kept-alive + {len(lat[(l, 'new')])} new-connection POSTs" for l in labels if lat[(l, 'ka')])
       + f". Reference in the same run, the C floor (register, then next): cold register {fl[('cold', 'reg_us')]} µs, "
       f"warm register {fl[('warm', 'reg_us')]} µs, warm first next {fl[('warm', 'next_us')]} µs (p50).")

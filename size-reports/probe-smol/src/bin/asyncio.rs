@@ -79,14 +79,41 @@ async fn serve(mut c: Async<TcpStream>, st: Rc<Stats>) {
     }
 }
 
+fn register_blocking(addr: SocketAddr, api: &str, name: &str) -> (TcpStream, Vec<u8>, Response) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|_| die("connect"));
+    let _ = s.set_nodelay(true);
+    s.write_all(&register_req(api, name)).unwrap_or_else(|_| die("write"));
+    let (mut buf, mut chunk) = (Vec::with_capacity(4096), [0u8; 4096]);
+    loop {
+        if let Some((r, used)) = parse_response(&buf).unwrap_or_else(|e| die(e)) {
+            buf.drain(..used);
+            return (s, buf, r);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => die("connection closed"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 fn main() {
     let Some((api, name)) = env() else { die("AWS_LAMBDA_RUNTIME_API is not set") };
     let Some(addr) = runtime_addr(&api) else { die("AWS_LAMBDA_RUNTIME_API is not ip:port") };
+    // PROBE_BLOCKING_REGISTER=1: register with a blocking std TcpStream before anything async
+    // exists (the reactor and its thread start at the first `Async`), then adopt the connection.
+    let early = std::env::var_os("PROBE_BLOCKING_REGISTER").map(|_| register_blocking(addr, &api, &name));
     let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
     let st = Rc::new(Stats::default());
     let events = async_io::block_on(ex.run(async {
-        let mut conn = Conn::open(addr).await.unwrap_or_else(|_| die("connect"));
-        let reg = conn.call(&register_req(&api, &name)).await.unwrap_or_else(|e| die(e));
+        let (mut conn, reg) = match early {
+            Some((s, buf, reg)) => (Conn { s: Async::new(s).unwrap_or_else(|_| die("async")), buf }, reg),
+            None => {
+                let mut conn = Conn::open(addr).await.unwrap_or_else(|_| die("connect"));
+                let reg = conn.call(&register_req(&api, &name)).await.unwrap_or_else(|e| die(e));
+                (conn, reg)
+            }
+        };
         let id = match (reg.status, reg.id) {
             (200, Some(id)) => id,
             _ => die("register refused"),

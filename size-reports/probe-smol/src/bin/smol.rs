@@ -18,8 +18,8 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(api: &str) -> std::io::Result<Conn> {
-        let s = TcpStream::connect(api).await?;
+    async fn open(addr: std::net::SocketAddr) -> std::io::Result<Conn> {
+        let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
         Ok(Conn { s, buf: Vec::with_capacity(4096) })
     }
@@ -77,8 +77,9 @@ async fn serve(mut c: TcpStream, tx: smol::channel::Sender<Msg>) {
 
 fn main() {
     let Some((api, name)) = env() else { die("AWS_LAMBDA_RUNTIME_API is not set") };
+    let Some(addr) = runtime_addr(&api) else { die("AWS_LAMBDA_RUNTIME_API is not ip:port") };
     smol::block_on(async move {
-        let mut conn = Conn::open(&api).await.unwrap_or_else(|_| die("connect"));
+        let mut conn = Conn::open(addr).await.unwrap_or_else(|_| die("connect"));
         let reg = conn.call(&register_req(&api, &name)).await.unwrap_or_else(|e| die(e));
         let id = match (reg.status, reg.id) {
             (200, Some(id)) => id,
@@ -86,7 +87,7 @@ fn main() {
         };
         // --- registered ---
         let (tx, rx) = smol::channel::bounded::<Msg>(256);
-        let l = TcpListener::bind(("0.0.0.0", telemetry_port())).await.unwrap_or_else(|_| die("bind"));
+        let l = TcpListener::bind(std::net::SocketAddr::from(([0, 0, 0, 0], telemetry_port()))).await.unwrap_or_else(|_| die("bind"));
         let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
         {
             let tx = tx.clone();
@@ -106,7 +107,7 @@ fn main() {
             let tx = tx.clone();
             let api = api.clone();
             smol::spawn(async move {
-                let mut c = match Conn::open(&api).await {
+                let mut c = match Conn::open(addr).await {
                     Ok(c) => c,
                     Err(_) => return drop(tx.send(Msg::Event(Err("connect"))).await),
                 };
