@@ -77,6 +77,24 @@ impl Datadog {
         });
         Datadog { metrics, logs, function_arn: arn }
     }
+
+    /// Drops every buffered payload (no API key to send them with);
+    /// returns how many.
+    pub fn drop_all(&mut self) -> u64 {
+        let mut n = 0;
+        if let Some(m) = &mut self.metrics {
+            while m.take_payload().is_some() {
+                n += 1;
+            }
+        }
+        if let Some(l) = &mut self.logs {
+            while let Some(b) = l.take_batch() {
+                l.recycle(b);
+                n += 1;
+            }
+        }
+        n
+    }
 }
 
 impl Sink for Datadog {

@@ -18,6 +18,7 @@ pub mod proto;
 pub mod metrics;
 pub mod logs;
 pub mod flush;
+pub mod deliver;
 pub mod datadog;
 pub mod sigv4;
 pub mod secrets;

@@ -1,15 +1,10 @@
 //! Ships buffered payloads to the Datadog intake over HTTPS (`shell::net`:
 //! rustls, TLS 1.3), one kept-alive connection per intake host.
 //!
-//! * A flush never outlives its deadline: every request's timeout is the time
-//!   left, and whatever is not delivered is put back for the next flush.
-//! * 429, 5xx and transport errors are retried with a short backoff while
-//!   time is left, at most [`MAX_ATTEMPTS`] times per payload and flush;
-//!   then the payload is kept for the next flush. Other 4xx answers drop the
-//!   payload (it would never pass) with a log line. Drops are counted.
-//!   The cap matters when the intake is down: `DD_FLUSH_TIMEOUT` defaults
-//!   to 30 s, and retrying a refused connection until then would add 30 s
-//!   of billed post-runtime time to every invocation.
+//! * Timeouts, retries and drops follow `crate::deliver` (I/O-free, shared
+//!   with the tokio shell): a flush never outlives its deadline, 429/5xx and
+//!   transport errors are retried ≤ 3 times, other 4xx drop the payload;
+//!   whatever is not delivered is put back for the next flush.
 //! * While the function runs (after INVOKE) a warm-up thread opens the TCP
 //!   and TLS connections (handshake only, no request), so the flush after
 //!   `runtimeDone` does not pay the handshake. The warm-up is joined before
@@ -21,6 +16,7 @@
 
 use super::net::Client;
 use crate::datadog::Datadog;
+use crate::deliver::{Delivery, Verdict};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,20 +42,8 @@ pub struct Shipper {
     pub stats: ShipStats,
 }
 
-/// What happened to one payload.
-enum Sent {
-    Delivered,
-    /// Not delivered in time: keep it for the next flush.
-    Keep,
-    /// Refused for good (4xx other than 429): drop it.
-    Refused,
-}
-
 /// Connections idle longer than this are assumed closed by the intake.
 const WARM_AFTER_IDLE_MS: i64 = 20_000;
-/// Attempts per payload in one flush (the first one and two retries);
-/// after that the payload waits for the next flush.
-pub const MAX_ATTEMPTS: u32 = 3;
 const WARM_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Shipper {
@@ -150,18 +134,7 @@ impl Shipper {
             return false;
         }
         if self.api_key.is_none() {
-            let mut n = 0;
-            if let Some(m) = &mut dd.metrics {
-                while m.take_payload().is_some() {
-                    n += 1;
-                }
-            }
-            if let Some(l) = &mut dd.logs {
-                while let Some(b) = l.take_batch() {
-                    l.recycle(b);
-                    n += 1;
-                }
-            }
+            let n = dd.drop_all();
             self.stats.dropped_payloads += n;
             if n > 0 {
                 log::debug!("no API key: dropped {n} payloads");
@@ -172,9 +145,9 @@ impl Shipper {
         if let Some(m) = &mut dd.metrics {
             while let Some(body) = m.take_payload() {
                 match self.send(&self.sketches_url.clone(), "application/x-protobuf", &body, deadline_ms) {
-                    Sent::Delivered => {}
-                    Sent::Refused => self.stats.dropped_payloads += 1,
-                    Sent::Keep => {
+                    Verdict::Delivered => {}
+                    Verdict::Refused => self.stats.dropped_payloads += 1,
+                    _ => {
                         m.put_back(body);
                         all = false;
                         break;
@@ -186,9 +159,9 @@ impl Shipper {
             while let Some(batch) = l.take_batch() {
                 match self.send(&self.logs_url.clone(), "application/json", batch.json(), deadline_ms) {
                     // Its memory serves the next batch (no fresh allocation per flush).
-                    Sent::Delivered => l.recycle(batch),
-                    Sent::Refused => self.stats.dropped_payloads += 1,
-                    Sent::Keep => {
+                    Verdict::Delivered => l.recycle(batch),
+                    Verdict::Refused => self.stats.dropped_payloads += 1,
+                    _ => {
                         l.put_back(batch);
                         all = false;
                         break;
@@ -199,47 +172,44 @@ impl Shipper {
         all
     }
 
-    fn send(&mut self, url: &str, content_type: &str, body: &[u8], deadline_ms: i64) -> Sent {
+    /// Delivers one payload: `Delivered`, `Refused` or `Keep`.
+    fn send(&mut self, url: &str, content_type: &str, body: &[u8], deadline_ms: i64) -> Verdict {
         let key = self.api_key.as_deref().unwrap_or("");
-        let mut backoff = 20;
-        let mut attempts = 0;
+        let mut headers = vec![("DD-API-KEY", key), ("Content-Type", content_type)];
+        if content_type == "application/json" {
+            headers.push(("DD-PROTOCOL", "agent-json"));
+        }
+        let mut delivery = Delivery::new(deadline_ms);
         loop {
-            attempts += 1;
-            let left = deadline_ms - super::now_ms();
-            if left < 5 {
-                return Sent::Keep;
-            }
-            let mut headers = vec![("DD-API-KEY", key), ("Content-Type", content_type)];
-            if content_type == "application/json" {
-                headers.push(("DD-PROTOCOL", "agent-json"));
-            }
-            let deadline = Instant::now() + Duration::from_millis(left as u64);
+            let Some(timeout) = delivery.attempt(super::now_ms()) else { return Verdict::Keep };
+            let deadline = Instant::now() + Duration::from_millis(timeout);
             let client = self.client.get_or_insert_with(Client::new);
-            let retry = match client.send("POST", url, &headers, body, Some(deadline)) {
+            let (status, why) = match client.send("POST", url, &headers, body, Some(deadline)) {
                 Ok(r) => {
                     self.last_contact_ms = super::now_ms();
-                    if r.status / 100 == 2 {
-                        self.stats.sent_payloads += 1;
-                        self.stats.sent_bytes += body.len() as u64;
-                        return Sent::Delivered;
-                    }
-                    if r.status != 429 && r.status < 500 {
-                        log::error!("intake refused {} bytes to {url}: HTTP {}; dropped", body.len(), r.status);
-                        return Sent::Refused;
-                    }
-                    format!("HTTP {}", r.status)
+                    (Some(r.status), format!("HTTP {}", r.status))
                 }
-                Err(e) => e.to_string(),
+                Err(e) => (None, e.to_string()),
             };
-            self.stats.retries += 1;
-            let left = deadline_ms - super::now_ms();
-            if left <= backoff + 5 || attempts >= MAX_ATTEMPTS {
-                log::warn!("intake {url}: {retry}; keeping {} bytes for the next flush", body.len());
-                return Sent::Keep;
+            let verdict = delivery.verdict(status, super::now_ms());
+            match verdict {
+                Verdict::Delivered => {
+                    self.stats.sent_payloads += 1;
+                    self.stats.sent_bytes += body.len() as u64;
+                }
+                Verdict::Refused => log::error!("intake refused {} bytes to {url}: {why}; dropped", body.len()),
+                Verdict::Keep => {
+                    self.stats.retries += 1;
+                    log::warn!("intake {url}: {why}; keeping {} bytes for the next flush", body.len());
+                }
+                Verdict::RetryAfter(ms) => {
+                    self.stats.retries += 1;
+                    log::debug!("intake {url}: {why}; retrying in {ms} ms");
+                    std::thread::sleep(Duration::from_millis(ms));
+                    continue;
+                }
             }
-            log::debug!("intake {url}: {retry}; retrying in {backoff} ms");
-            std::thread::sleep(Duration::from_millis(backoff as u64));
-            backoff = (backoff * 2).min(1000);
+            return verdict;
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Ships buffered payloads to the Datadog intake with reqwest (rustls),
-//! with the std shell's rules (`crate::shell::ship`): every request bounded
-//! by the flush deadline, 429/5xx/transport errors retried with backoff while
-//! time is left (at most [`MAX_ATTEMPTS`] attempts per payload and flush), other 4xx dropped, undelivered payloads put back; a warm-up
-//! task opens the intake connections after INVOKE and is awaited before `next`.
+//! with the std shell's rules: timeouts, retries and drops decided by
+//! `crate::deliver` (I/O-free, shared), undelivered payloads put back; a
+//! warm-up task opens the intake connections after INVOKE and is awaited
+//! before `next`.
 
 use crate::datadog::Datadog;
+use crate::deliver::{Delivery, Verdict};
 use hyper::body::Bytes;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -31,16 +32,7 @@ pub struct Shipper {
     pub stats: ShipStats,
 }
 
-enum Sent {
-    Delivered,
-    Keep,
-    Refused,
-}
-
 const WARM_AFTER_IDLE_MS: i64 = 20_000;
-/// Attempts per payload in one flush (the first one and two retries);
-/// after that the payload waits for the next flush.
-pub const MAX_ATTEMPTS: u32 = 3;
 const WARM_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Shipper {
@@ -145,17 +137,7 @@ impl Shipper {
             return false;
         }
         if self.api_key.is_none() {
-            let mut n = 0;
-            if let Some(m) = &mut dd.metrics {
-                while m.take_payload().is_some() {
-                    n += 1;
-                }
-            }
-            if let Some(l) = &mut dd.logs {
-                while l.take_batch().is_some() {
-                    n += 1;
-                }
-            }
+            let n = dd.drop_all();
             self.stats.dropped_payloads += n;
             if n > 0 {
                 log::debug!("no API key: dropped {n} payloads");
@@ -170,9 +152,9 @@ impl Shipper {
                     .send(&url, "application/x-protobuf", &body, deadline_ms)
                     .await
                 {
-                    Sent::Delivered => {}
-                    Sent::Refused => self.stats.dropped_payloads += 1,
-                    Sent::Keep => {
+                    Verdict::Delivered => {}
+                    Verdict::Refused => self.stats.dropped_payloads += 1,
+                    _ => {
                         m.put_back(body);
                         all = false;
                         break;
@@ -187,9 +169,9 @@ impl Shipper {
                     .send(&url, "application/json", &batch.to_json(), deadline_ms)
                     .await
                 {
-                    Sent::Delivered => {}
-                    Sent::Refused => self.stats.dropped_payloads += 1,
-                    Sent::Keep => {
+                    Verdict::Delivered => {}
+                    Verdict::Refused => self.stats.dropped_payloads += 1,
+                    _ => {
                         l.put_back(batch);
                         all = false;
                         break;
@@ -200,55 +182,54 @@ impl Shipper {
         all
     }
 
-    async fn send(&mut self, url: &str, content_type: &str, body: &[u8], deadline_ms: i64) -> Sent {
+    /// Delivers one payload: `Delivered`, `Refused` or `Keep`.
+    async fn send(&mut self, url: &str, content_type: &str, body: &[u8], deadline_ms: i64) -> Verdict {
         let key = self.api_key.clone().unwrap_or_default();
         let len = body.len();
         let body = Bytes::copy_from_slice(body);
-        let mut backoff = 20;
-        let mut attempts = 0;
+        let mut delivery = Delivery::new(deadline_ms);
         loop {
-            attempts += 1;
-            let left = deadline_ms - super::now_ms();
-            if left < 5 {
-                return Sent::Keep;
-            }
+            let Some(timeout) = delivery.attempt(super::now_ms()) else {
+                return Verdict::Keep;
+            };
             let mut req = self
                 .client
                 .post(url)
                 .header("DD-API-KEY", &key)
                 .header("Content-Type", content_type)
-                .timeout(Duration::from_millis(left as u64))
+                .timeout(Duration::from_millis(timeout))
                 .body(body.clone());
             if content_type == "application/json" {
                 req = req.header("DD-PROTOCOL", "agent-json");
             }
-            let retry = match req.send().await {
+            let (status, why) = match req.send().await {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let _ = r.bytes().await;
                     self.last_contact_ms = super::now_ms();
-                    if status / 100 == 2 {
-                        self.stats.sent_payloads += 1;
-                        self.stats.sent_bytes += len as u64;
-                        return Sent::Delivered;
-                    }
-                    if status != 429 && status < 500 {
-                        log::error!("intake refused {len} bytes to {url}: HTTP {status}; dropped");
-                        return Sent::Refused;
-                    }
-                    format!("HTTP {status}")
+                    (Some(status), format!("HTTP {status}"))
                 }
-                Err(e) => super::error_chain(&e),
+                Err(e) => (None, super::error_chain(&e)),
             };
-            self.stats.retries += 1;
-            let left = deadline_ms - super::now_ms();
-            if left <= backoff + 5 || attempts >= MAX_ATTEMPTS {
-                log::warn!("intake {url}: {retry}; keeping {len} bytes for the next flush");
-                return Sent::Keep;
+            let verdict = delivery.verdict(status, super::now_ms());
+            match verdict {
+                Verdict::Delivered => {
+                    self.stats.sent_payloads += 1;
+                    self.stats.sent_bytes += len as u64;
+                }
+                Verdict::Refused => log::error!("intake refused {len} bytes to {url}: {why}; dropped"),
+                Verdict::Keep => {
+                    self.stats.retries += 1;
+                    log::warn!("intake {url}: {why}; keeping {len} bytes for the next flush");
+                }
+                Verdict::RetryAfter(ms) => {
+                    self.stats.retries += 1;
+                    log::debug!("intake {url}: {why}; retrying in {ms} ms");
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    continue;
+                }
             }
-            log::debug!("intake {url}: {retry}; retrying in {backoff} ms");
-            tokio::time::sleep(Duration::from_millis(backoff as u64)).await;
-            backoff = (backoff * 2).min(1000);
+            return verdict;
         }
     }
 }
