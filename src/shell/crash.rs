@@ -29,9 +29,8 @@ static CLAIMED: AtomicU8 = AtomicU8::new(0);
 
 struct Prepared {
     req: CrashRequest,
-    /// `struct sockaddr_in` / `sockaddr_in6` bytes and their length.
-    addr: [u8; 28],
-    addr_len: u32,
+    /// `struct sockaddr_in` (the Runtime API is IPv4).
+    addr: [u8; 16],
 }
 
 static PREPARED: AtomicPtr<Prepared> = AtomicPtr::new(std::ptr::null_mut());
@@ -97,26 +96,19 @@ pub fn claim() -> bool {
 /// and installs the handlers (with an alternate stack for this thread).
 /// Call once, after `register`.
 pub fn arm(runtime_api: &str, id: &str) {
-    let Some(sa) = runtime_api.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+    // An IPv4 literal in Lambda (a name is resolved here, once, off the register path).
+    let resolved = runtime_api
+        .rsplit_once(':')
+        .and_then(|(host, port)| (host, port.parse().ok()?).to_socket_addrs().ok()?.next());
+    let Some(SocketAddr::V4(sa)) = resolved else {
         return;
     };
-    let mut addr = [0u8; 28];
-    let addr_len = match sa {
-        SocketAddr::V4(a) => {
-            addr[0..2].copy_from_slice(&2u16.to_ne_bytes()); // AF_INET
-            addr[2..4].copy_from_slice(&a.port().to_be_bytes());
-            addr[4..8].copy_from_slice(&a.ip().octets());
-            16
-        }
-        SocketAddr::V6(a) => {
-            addr[0..2].copy_from_slice(&10u16.to_ne_bytes()); // AF_INET6
-            addr[2..4].copy_from_slice(&a.port().to_be_bytes());
-            addr[8..24].copy_from_slice(&a.ip().octets());
-            addr[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
-            28
-        }
-    };
-    let p = Box::new(Prepared { req: CrashRequest::new(runtime_api, id), addr, addr_len });
+    // struct sockaddr_in
+    let mut addr = [0u8; 16];
+    addr[0..2].copy_from_slice(&2u16.to_ne_bytes()); // AF_INET
+    addr[2..4].copy_from_slice(&sa.port().to_be_bytes());
+    addr[4..8].copy_from_slice(&sa.ip().octets());
+    let p = Box::new(Prepared { req: CrashRequest::new(runtime_api, id), addr });
     PREPARED.store(Box::into_raw(p), Ordering::Release);
     altstack();
     let act = SigAction {
@@ -191,7 +183,7 @@ extern "C" fn on_signal(sig: c_int) {
 fn send_report(p: &Prepared) {
     // SAFETY: plain socket calls on buffers that outlive them.
     unsafe {
-        let fd = socket(if p.addr_len == 16 { 2 } else { 10 }, SOCK_STREAM_CLOEXEC, 0);
+        let fd = socket(2, SOCK_STREAM_CLOEXEC, 0); // AF_INET
         if fd < 0 {
             return;
         }
@@ -199,7 +191,7 @@ fn send_report(p: &Prepared) {
         let tvp = (&tv as *const Timeval).cast();
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tvp, 16);
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tvp, 16);
-        if connect(fd, p.addr.as_ptr().cast(), p.addr_len) == 0 {
+        if connect(fd, p.addr.as_ptr().cast(), 16) == 0 {
             let b = &p.req.bytes;
             let mut off = 0;
             while off < b.len() {
