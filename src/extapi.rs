@@ -178,6 +178,63 @@ pub fn error_body(error_type: &str, message: &str) -> String {
     s
 }
 
+/// The `init/error` / `exit/error` request a crash (signal) handler sends:
+/// built ahead, since a handler may not allocate, then patched in place.
+/// `Connection: close`; the message names the signal.
+pub struct CrashRequest {
+    pub bytes: Vec<u8>,
+    /// Where `init` (or `exit`) sits in the path, and the signal name in the body.
+    path_at: usize,
+    sig_at: usize,
+}
+
+/// Longest signal name [`CrashRequest::patch`] takes ("SIGSEGV").
+const SIG_SLOT: usize = 7;
+
+impl CrashRequest {
+    pub fn new(host: &str, id: &str) -> CrashRequest {
+        let ty = "Extension.Crash";
+        // error_body(ty, "slimcap crashed: SIGNAME"), spelled out (checked by a test).
+        const BODY: &str = r#"{"errorMessage":"slimcap crashed: SIGNAME","errorType":"Extension.Crash","stackTrace":[]}"#;
+        let mut bytes = crate::httpc::request_head(
+            "POST",
+            host,
+            "/2020-01-01/extension/init/error",
+            &[
+                ("Lambda-Extension-Identifier", id),
+                ("Lambda-Extension-Function-Error-Type", ty),
+                ("Content-Type", "application/json"),
+                ("Connection", "close"),
+            ],
+            BODY.len(),
+        );
+        let path_at = "POST /2020-01-01/extension/".len();
+        let sig_at = bytes.len() + r#"{"errorMessage":"slimcap crashed: "#.len();
+        bytes.extend_from_slice(BODY.as_bytes());
+        CrashRequest { bytes, path_at, sig_at }
+    }
+
+    /// Sets `exit/error` (after init) or `init/error`, and the signal's name
+    /// (≤ 7 bytes; a shorter one is padded with JSON whitespace after the
+    /// string, so the length stays). No allocation, no panic: signal-safe.
+    pub fn patch(&mut self, exit: bool, signal: &str) {
+        let verb: &[u8; 4] = if exit { b"exit" } else { b"init" };
+        if let Some(p) = self.bytes.get_mut(self.path_at..self.path_at + 4) {
+            p.copy_from_slice(verb);
+        }
+        let name = signal.as_bytes();
+        if let Some(slot) = self.bytes.get_mut(self.sig_at..self.sig_at + SIG_SLOT + 1) {
+            for (i, b) in slot.iter_mut().enumerate() {
+                *b = match i.cmp(&name.len().min(SIG_SLOT)) {
+                    std::cmp::Ordering::Less => name[i],
+                    std::cmp::Ordering::Equal => b'"',
+                    std::cmp::Ordering::Greater => b' ',
+                };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +289,28 @@ mod tests {
             error_body("Extension.ConfigInvalid", "bad \"url\"\n"),
             r#"{"errorMessage":"bad \"url\"\n","errorType":"Extension.ConfigInvalid","stackTrace":[]}"#
         );
+    }
+
+    #[test]
+    fn crash_request() {
+        let mut r = CrashRequest::new("127.0.0.1:9001", "id-1");
+        let text = |r: &CrashRequest| String::from_utf8(r.bytes.clone()).unwrap();
+        let t = text(&r);
+        assert!(t.starts_with("POST /2020-01-01/extension/init/error HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"), "{t}");
+        assert!(t.contains("\r\nLambda-Extension-Identifier: id-1\r\n"));
+        assert!(t.contains("\r\nLambda-Extension-Function-Error-Type: Extension.Crash\r\n"));
+        assert!(t.contains("\r\nConnection: close\r\n"));
+        let len = r.bytes.len();
+        for (exit, sig) in [(true, "SIGILL"), (false, "SIGSEGV"), (true, "SIGTRAP"), (true, "SIGLONGNAME")] {
+            r.patch(exit, sig);
+            assert_eq!(r.bytes.len(), len);
+            let t = text(&r);
+            let (head, body) = t.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with(if exit { "POST /2020-01-01/extension/exit/error " } else { "POST /2020-01-01/extension/init/error " }));
+            assert!(head.ends_with(&format!("\r\nContent-Length: {}", body.len())), "{head}");
+            let msg = format!("slimcap crashed: {}", &sig[..sig.len().min(7)]);
+            assert_eq!(body.replacen("\" ,", "\",", 1), error_body("Extension.Crash", &msg), "{body}");
+            assert!(crate::json::for_each_field(body.as_bytes(), |_, _| {}), "{body}");
+        }
     }
 }

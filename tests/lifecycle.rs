@@ -274,17 +274,53 @@ fn delivery_failures_are_retried_and_nothing_is_lost() {
     assert!(!emu.deliveries().iter().any(|d| d.dropped));
 }
 
+/// One `Extension.Crash` report to `path_end`, none to the other error path;
+/// its message: the panic's (panic hook) or the signal's (static builds,
+/// `panic=immediate-abort`: the trap's SIGILL, or SIGTRAP on aarch64).
+fn assert_one_crash_report(emu: &Emulator, path_end: &str, messages: &[&str]) {
+    let wire = emu.wire();
+    let errs: Vec<_> = wire.iter().filter(|w| w.path.ends_with("/init/error") || w.path.ends_with("/exit/error")).collect();
+    assert_eq!(errs.len(), 1, "{errs:?}\n{:#?}", output(emu));
+    assert!(errs[0].path.ends_with(path_end), "{:?}", errs[0]);
+    assert_eq!(errs[0].header("Lambda-Extension-Function-Error-Type"), Some("Extension.Crash"));
+    let body = errs[0].body_json().unwrap();
+    let msg = body["errorMessage"].as_str().unwrap();
+    assert!(messages.iter().any(|m| msg.contains(m)), "{body}");
+    assert_eq!(body["errorType"], "Extension.Crash");
+    // the handler re-raised: the exit status still names the signal
+    let p = &emu.processes()[0];
+    assert!(p.signal.is_some(), "{p:?}");
+}
+
 #[test]
 fn a_crash_after_init_is_reported_with_exit_error() {
     let intake = FakeIntake::start();
     let emu = start(config(&intake, &[("SLIMCAP_CRASH_TEST", "1")]));
     let _ = emu.invoke(Invocation::new(10));
     assert!(emu.wait_for(Duration::from_secs(5), |e| e.processes()[0].exited_ms.is_some()));
-    let wire = emu.wire();
-    let err = requests(&wire, "/exit/error");
-    assert_eq!(err.len(), 1, "{:#?}", output(&emu));
-    assert_eq!(err[0].header("Lambda-Extension-Function-Error-Type"), Some("Extension.Crash"));
-    assert!(err[0].body_json().unwrap()["errorMessage"].as_str().unwrap().contains("SLIMCAP_CRASH_TEST"));
+    assert_one_crash_report(&emu, "/exit/error", &["SLIMCAP_CRASH_TEST", "crashed: SIGILL", "crashed: SIGTRAP"]);
+}
+
+#[test]
+fn a_crash_during_init_is_reported_with_init_error() {
+    let intake = FakeIntake::start();
+    let emu = Emulator::start(config(&intake, &[("SLIMCAP_CRASH_TEST", "init")])).expect("start");
+    let init = emu.wait_init(Duration::from_secs(10));
+    assert!(!init.ok, "{init:?}");
+    assert!(emu.wait_for(Duration::from_secs(5), |e| e.processes()[0].exited_ms.is_some()));
+    assert_one_crash_report(&emu, "/init/error", &["SLIMCAP_CRASH_TEST", "crashed: SIGILL", "crashed: SIGTRAP"]);
+}
+
+/// The signal handler runs on an alternate stack: a stack overflow (SIGSEGV
+/// on the guard page) is reported too, on every build.
+#[test]
+fn a_stack_overflow_is_reported_with_exit_error() {
+    let intake = FakeIntake::start();
+    let emu = start(config(&intake, &[("SLIMCAP_CRASH_TEST", "overflow")]));
+    let _ = emu.invoke(Invocation::new(10));
+    assert!(emu.wait_for(Duration::from_secs(5), |e| e.processes()[0].exited_ms.is_some()));
+    assert_one_crash_report(&emu, "/exit/error", &["crashed: SIGSEGV"]);
+    assert_eq!(emu.processes()[0].signal, Some(11));
 }
 
 /// The registration stage (src/bin/slimcap-stage.rs) registers, then execs

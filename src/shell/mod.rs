@@ -8,6 +8,7 @@
 //! Before `register` only the three environment reads it needs happen: the
 //! register call is on the function's cold-start path.
 
+pub(crate) mod crash;
 mod listener;
 pub(crate) mod logger;
 mod net;
@@ -84,6 +85,13 @@ pub fn run() -> i32 {
         }
     };
     // --- registered: the runtime may start now ---
+    crash_reporter(&api, &runtime_api);
+    // Test hooks for the crash paths: SLIMCAP_CRASH_TEST=init panics here, during
+    // init; =overflow overflows the stack at the first INVOKE; else a panic there.
+    let crash_test = std::env::var("SLIMCAP_CRASH_TEST").ok();
+    if crash_test.as_deref() == Some("init") {
+        panic!("SLIMCAP_CRASH_TEST=init");
+    }
 
     let (cfg, warnings) = Config::from_lookup(|k| std::env::var(k).ok());
     logger::init(cfg.log_level);
@@ -91,7 +99,6 @@ pub fn run() -> i32 {
         log::warn!("{w}");
     }
     log::debug!("registered as {name:?} (id {}), function {:?}", api.id(), registration.function_name);
-    crash_reporter(&api);
     if let Err(msg) = cfg.validate() {
         log::error!("{msg}");
         if let Err(e) = api.report_error("init/error", "Extension.ConfigInvalid", &msg) {
@@ -154,7 +161,7 @@ pub fn run() -> i32 {
         core.set_telemetry_active(false);
     }
     core.init_done(now_ms());
-    INIT_DONE.store(true, std::sync::atomic::Ordering::Relaxed);
+    crash::INIT_DONE.store(true, std::sync::atomic::Ordering::Relaxed);
 
     // DD_API_KEY_SECRET_ARN: the fetch thread starts now and waits for the
     // poller to have written the first `next` (the end of our init).
@@ -170,6 +177,7 @@ pub fn run() -> i32 {
         let tx = tx.clone();
         let poller = api.clone_handle();
         std::thread::spawn(move || {
+            crash::altstack();
             while go_rx.recv().is_ok() {
                 let ev = poller.next(&mut || drop(fetch_go.take()));
                 let stop = matches!(ev, Ok(Event::Shutdown { .. }));
@@ -181,8 +189,6 @@ pub fn run() -> i32 {
     }
     drop(tx);
 
-    // Test hook for the crash path (exit/error): panic at the first INVOKE.
-    let crash_test = std::env::var_os("SLIMCAP_CRASH_TEST").is_some();
     let mut next_errors = 0;
     loop {
         let now = now_ms();
@@ -223,7 +229,10 @@ pub fn run() -> i32 {
                     log::warn!("ignoring unknown event from next: {t}");
                 }
                 let invoke = matches!(ev, Event::Invoke { .. });
-                if invoke && crash_test {
+                if invoke && crash_test.is_some() {
+                    if crash_test.as_deref() == Some("overflow") {
+                        std::hint::black_box(crash::overflow(1));
+                    }
                     panic!("SLIMCAP_CRASH_TEST is set");
                 }
                 core.on_event(ev, now_ms());
@@ -246,17 +255,20 @@ pub fn run() -> i32 {
     }
 }
 
-static INIT_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// A panic (a bug) is reported to the platform as `init/error` or
-/// `exit/error` before the process aborts. (Builds with
-/// `panic=immediate-abort` skip the hook: the platform then sees a crash.)
-fn crash_reporter(api: &RuntimeApi) {
+/// `exit/error` before the process aborts, with its message. Builds with
+/// `panic=immediate-abort` skip the hook: there the trap's signal is reported
+/// ([`crash`], armed here for every build; one report per process).
+fn crash_reporter(api: &RuntimeApi, runtime_api: &str) {
+    crash::arm(runtime_api, api.id());
     let api = api.clone_handle();
     std::panic::set_hook(Box::new(move |info| {
+        if !crash::claim() {
+            return;
+        }
         let msg = format!("slimcap crashed: {info}");
         eprintln!("[slimcap] ERROR {msg}");
-        let which = if INIT_DONE.load(std::sync::atomic::Ordering::Relaxed) { "exit/error" } else { "init/error" };
+        let which = if crash::INIT_DONE.load(std::sync::atomic::Ordering::Relaxed) { "exit/error" } else { "init/error" };
         let _ = api.report_error(which, "Extension.Crash", &msg);
     }));
 }

@@ -19,7 +19,7 @@
 //! cold-start path. Not meant for release.
 
 mod listener;
-use crate::shell::{extension_name, logger};
+use crate::shell::{crash, extension_name, logger};
 mod runtime_api;
 mod secrets;
 mod ship;
@@ -32,7 +32,7 @@ use crate::flush::{FlushControl, Strategy};
 use crate::telemetry::Batch;
 use crate::extapi::ApiError;
 use runtime_api::RuntimeApi;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -103,6 +103,12 @@ async fn main_loop() -> i32 {
         }
     };
     // --- registered: the runtime may start now ---
+    crash_reporter(&api, &runtime_api);
+    // Test hooks for the crash paths, as in the std shell.
+    let crash_test = std::env::var("SLIMCAP_CRASH_TEST").ok();
+    if crash_test.as_deref() == Some("init") {
+        panic!("SLIMCAP_CRASH_TEST=init");
+    }
 
     let (cfg, warnings) = Config::from_lookup(|k| std::env::var(k).ok());
     logger::init(cfg.log_level);
@@ -114,7 +120,6 @@ async fn main_loop() -> i32 {
         api.id(),
         registration.function_name
     );
-    crash_reporter(&api);
     if let Err(msg) = cfg.validate() {
         log::error!("{msg}");
         if let Err(e) = api
@@ -186,7 +191,7 @@ async fn main_loop() -> i32 {
         core.set_telemetry_active(false);
     }
     core.init_done(now_ms());
-    INIT_DONE.store(true, Ordering::Relaxed);
+    crash::INIT_DONE.store(true, Ordering::Relaxed);
 
     // The `next` poller: one long-poll each time the core allows it.
     let (go_tx, mut go_rx) = mpsc::unbounded_channel::<()>();
@@ -205,8 +210,6 @@ async fn main_loop() -> i32 {
     }
     drop(tx);
 
-    // Test hook for the crash path (exit/error): panic at the first INVOKE.
-    let crash_test = std::env::var_os("SLIMCAP_CRASH_TEST").is_some();
     let mut next_errors = 0;
     loop {
         let now = now_ms();
@@ -253,7 +256,10 @@ async fn main_loop() -> i32 {
                     log::warn!("ignoring unknown event from next: {t}");
                 }
                 let invoke = matches!(ev, Event::Invoke { .. });
-                if invoke && crash_test {
+                if invoke && crash_test.is_some() {
+                    if crash_test.as_deref() == Some("overflow") {
+                        std::hint::black_box(crash::overflow(1));
+                    }
                     panic!("SLIMCAP_CRASH_TEST is set");
                 }
                 core.on_event(ev, now_ms());
@@ -282,18 +288,21 @@ async fn main_loop() -> i32 {
     }
 }
 
-static INIT_DONE: AtomicBool = AtomicBool::new(false);
-
 /// A panic (a bug) is reported to the platform as `init/error` or
-/// `exit/error` before the process ends (as the std shell). The hook may run
+/// `exit/error` before the process ends (as the std shell; signals, and
+/// `panic=immediate-abort`'s trap, go through `shell::crash`). The hook may run
 /// on a runtime thread, where nothing can block on a future: the report goes
 /// out from a thread of its own, on a fresh current-thread runtime and client.
-fn crash_reporter(api: &RuntimeApi) {
+fn crash_reporter(api: &RuntimeApi, runtime_api: &str) {
+    crash::arm(runtime_api, api.id());
     let api = api.clone();
     std::panic::set_hook(Box::new(move |info| {
+        if !crash::claim() {
+            return;
+        }
         let msg = format!("slimcap crashed: {info}");
         eprintln!("[slimcap] ERROR {msg}");
-        let which = if INIT_DONE.load(Ordering::Relaxed) {
+        let which = if crash::INIT_DONE.load(Ordering::Relaxed) {
             "exit/error"
         } else {
             "init/error"
