@@ -11,6 +11,7 @@
 mod listener;
 pub(crate) mod logger;
 mod net;
+pub mod pool;
 mod runtime_api;
 mod secrets;
 mod ship;
