@@ -21,7 +21,7 @@ const MAX_BLOCK: usize = 256 * 1024;
 /// Classes 16 B, 32 B, … MAX_BLOCK.
 const CLASSES: usize = 15;
 /// Bytes kept free per class; more are given back.
-const CLASS_CAP: usize = 1 << 20;
+const CLASS_CAP: usize = 256 << 10;
 const ALIGN: usize = 16;
 
 pub struct Pool;
