@@ -183,6 +183,15 @@ impl RequestReader {
         }
     }
 
+    /// Forgets the connection (for the next one), keeping the buffer unless
+    /// a large body grew it past 1 MiB.
+    pub fn reset(&mut self) {
+        if self.buf.len() > 1 << 20 {
+            self.buf = Vec::new();
+        }
+        (self.len, self.start, self.consumed, self.state) = (0, 0, 0, State::Head);
+    }
+
     /// True when no partial request is buffered: an EOF now is a clean close.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Head) && self.start + self.consumed >= self.len
@@ -930,6 +939,14 @@ mod tests {
         }
         assert!(rr.buf.len() <= 2 * READ_CHUNK, "{}", rr.buf.len());
         assert!(rr.spare().len() >= READ_CHUNK);
+        // reset: a new connection after a bad one (and a half-read request) on the same buffer.
+        rr.feed(b"nonsense\r\n\r\nPOST / HT");
+        assert!(matches!(rr.next(), Event::Bad(_)));
+        let cap = rr.buf.len();
+        rr.reset();
+        assert!(rr.is_idle() && rr.buf.len() == cap);
+        rr.feed(TELEMETRY);
+        assert!(matches!(rr.next(), Event::Request(r) if r.body.len() == 13));
     }
 
     #[test]

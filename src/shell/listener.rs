@@ -3,9 +3,12 @@
 //! batch is parsed and queued (the platform's POST is never held while
 //! downstream work happens).
 //!
-//! One short-lived thread per connection (the platform keeps one or two
+//! One worker thread per open connection (the platform keeps one or two
 //! alive), so a client that sends half a request and stalls blocks nobody
-//! else; a read timeout reaps it. Answers: 200 for every JSON array (records
+//! else; a read timeout reaps it. A worker whose connection closed accepts
+//! the next one instead of exiting (a platform that opened a connection per
+//! POST would otherwise cost a thread start per batch), and keeps its
+//! receive buffer. Answers: 200 for every JSON array (records
 //! that do not parse are counted, not refused), 400 for a body that is not a
 //! JSON array or a malformed request, 413 above the body limit.
 
@@ -21,36 +24,54 @@ use std::time::Duration;
 
 /// An idle or stalled connection is closed after this long.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// More connections than this at once are refused (closed at accept).
+/// At most this many connections are served at once (one worker each).
 const MAX_CONNECTIONS: usize = 32;
 
-/// Binds `0.0.0.0:port` and serves on a thread; returns the bound port.
+/// Binds `0.0.0.0:port` and serves on worker threads; returns the bound port.
 pub fn start(port: u16, body_limit: usize, tx: SyncSender<Msg>) -> std::io::Result<u16> {
     let l = TcpListener::bind(("0.0.0.0", port))?;
     let port = l.local_addr()?.port();
-    let live = Arc::new(AtomicUsize::new(0));
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            if live.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                log::warn!("telemetry listener: too many connections; closing one");
-                continue;
-            }
-            live.fetch_add(1, Ordering::Relaxed);
-            let (tx, live) = (tx.clone(), live.clone());
-            std::thread::spawn(move || {
-                serve(conn, body_limit, &tx);
-                live.fetch_sub(1, Ordering::Relaxed);
-            });
-        }
-    });
+    spawn_worker(Arc::new(Workers { l, idle: AtomicUsize::new(1), all: AtomicUsize::new(1), body_limit, tx }));
     Ok(port)
 }
 
-fn serve(mut conn: TcpStream, body_limit: usize, tx: &SyncSender<Msg>) {
+struct Workers {
+    l: TcpListener,
+    /// Workers waiting in `accept` (or about to).
+    idle: AtomicUsize,
+    all: AtomicUsize,
+    body_limit: usize,
+    tx: SyncSender<Msg>,
+}
+
+/// A worker accepts a connection and serves it until it closes, then accepts
+/// again. The one that takes the last idle slot starts another first, so a
+/// connection is always being waited for (up to MAX_CONNECTIONS workers;
+/// beyond that, new connections wait in the backlog).
+fn spawn_worker(w: Arc<Workers>) {
+    std::thread::spawn(move || {
+        let mut reader = RequestReader::new(w.body_limit);
+        loop {
+            let Ok((conn, _)) = w.l.accept() else { continue };
+            if w.idle.fetch_sub(1, Ordering::AcqRel) == 1 {
+                if w.all.fetch_add(1, Ordering::AcqRel) < MAX_CONNECTIONS {
+                    w.idle.fetch_add(1, Ordering::AcqRel);
+                    spawn_worker(w.clone());
+                } else {
+                    w.all.fetch_sub(1, Ordering::AcqRel);
+                    log::warn!("telemetry listener: {MAX_CONNECTIONS} connections open; more wait");
+                }
+            }
+            serve(conn, &mut reader, w.body_limit, &w.tx);
+            reader.reset();
+            w.idle.fetch_add(1, Ordering::AcqRel);
+        }
+    });
+}
+
+fn serve(mut conn: TcpStream, reader: &mut RequestReader, body_limit: usize, tx: &SyncSender<Msg>) {
     let _ = conn.set_read_timeout(Some(READ_TIMEOUT));
     let _ = conn.set_nodelay(true);
-    let mut reader = RequestReader::new(body_limit);
     loop {
         // Serve every complete request already buffered (pipelining).
         loop {

@@ -2,8 +2,8 @@
 //!
 //! Threads: the main thread runs the [`Core`] loop (it owns all state and
 //! does the flushes); a poller thread makes the `next` long-poll when the core
-//! allows it; the listener thread accepts telemetry connections (one short
-//! thread each). They meet at one bounded channel of [`Msg`].
+//! allows it; listener workers accept and serve telemetry connections (one
+//! per open connection, reused). They meet at one bounded channel of [`Msg`].
 //!
 //! Before `register` only the three environment reads it needs happen: the
 //! register call is on the function's cold-start path.
@@ -12,6 +12,7 @@ pub(crate) mod crash;
 mod listener;
 pub(crate) mod logger;
 mod net;
+pub mod pool;
 mod runtime_api;
 mod secrets;
 mod ship;

@@ -11,7 +11,7 @@
 
 use crate::httpc::{self, Response, ResponseReader};
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -47,6 +47,13 @@ impl Write for Stream {
         match self {
             Stream::Plain(s) => s.write(buf),
             Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write_vectored(bufs),
+            // StreamOwned would write only the first slice.
+            Stream::Tls(s) => rustls::Stream::new(&mut s.conn, &mut s.sock).write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -206,14 +213,16 @@ fn exchange(
         s.tcp().set_read_timeout(t)?;
         s.tcp().set_write_timeout(t)
     };
-    set(s).map_err(|e| (e, false))?;
-    s.write_all(req).and_then(|_| s.write_all(body)).and_then(|_| s.flush()).map_err(|e| (e, false))?;
+    set(s).and_then(|_| write_both(s, req, body)).and_then(|_| s.flush()).map_err(|e| (e, false))?;
     sent();
     let mut reader = ResponseReader::new(MAX_RESPONSE, head);
     let mut buf = [0u8; 8192];
     let mut got = false;
     loop {
-        set(s).map_err(|e| (e, got))?;
+        // The read timeout shrinks with the time left (no deadline: stays unset).
+        if deadline.is_some() {
+            timeout_left(deadline).and_then(|t| s.tcp().set_read_timeout(t)).map_err(|e| (e, got))?;
+        }
         let n = match s.read(&mut buf) {
             Ok(n) => n,
             // rustls reports a peer that closed without close_notify as UnexpectedEof.
@@ -237,6 +246,22 @@ fn exchange(
             Err(e) => return Err((io::Error::new(io::ErrorKind::InvalidData, format!("{e:?} response")), true)),
         }
     }
+}
+
+/// Head and body in one `writev` (one segment on the wire, one wakeup of
+/// the server) without copying the body behind the head.
+fn write_both(s: &mut Stream, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let mut bufs = [IoSlice::new(head), IoSlice::new(body)];
+    let mut rest = &mut bufs[..];
+    while !rest.is_empty() {
+        match s.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 static TLS: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
