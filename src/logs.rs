@@ -128,9 +128,9 @@ impl Batch {
 /// buffer, so a flush does not allocate (and fault in) a fresh body either.
 #[derive(Debug)]
 pub struct Logs {
-    /// `,"lambda":{"arn":"<ARN>"` (escaped once).
+    /// `","lambda":{"arn":"<ARN>"` (escaped once; closes the message).
     lambda_arn: String,
-    /// `,"hostname":...,"ddtags":"..."}` (escaped once).
+    /// `","hostname":...,"ddtags":"..."}` (escaped once; closes the status).
     tail: String,
     /// `[` then serialized entries, each followed by `,`; live from `head` (≥ 1).
     buf: Vec<u8>,
@@ -150,9 +150,9 @@ impl Logs {
     /// `function_arn`: hostname and `lambda.arn`; `service`: omitted when
     /// empty; `ddtags`: `k:v,k:v`; `max_buffer_bytes`: memory bound.
     pub fn new(function_arn: &str, service: &str, ddtags: &str, max_buffer_bytes: usize) -> Self {
-        let mut lambda_arn = String::from(",\"lambda\":{\"arn\":");
+        let mut lambda_arn = String::from("\",\"lambda\":{\"arn\":");
         write_str(&mut lambda_arn, function_arn);
-        let mut tail = String::from(",\"hostname\":");
+        let mut tail = String::from("\",\"hostname\":");
         write_str(&mut tail, function_arn);
         if !service.is_empty() {
             tail.push_str(",\"service\":");
@@ -318,21 +318,20 @@ impl Logs {
         out.reserve(message.len() + self.lambda_arn.len() + self.tail.len() + 128);
         out.extend_from_slice(b"{\"message\":{\"message\":\"");
         escape_into(out, message);
-        out.push(b'"');
         out.extend_from_slice(self.lambda_arn.as_bytes());
         if let Some(rid) = rid {
             out.extend_from_slice(b",\"request_id\":\"");
             escape_into(out, rid);
-            out.push(b'"');
+            out.extend_from_slice(b"\"}}");
+        } else {
+            out.extend_from_slice(b"}}");
         }
-        out.extend_from_slice(b"}}");
         if let Some(t) = time_ms {
             out.extend_from_slice(b",\"timestamp\":");
             push_i64(out, t);
         }
         out.extend_from_slice(b",\"status\":\"");
         escape_into(out, status);
-        out.push(b'"');
         out.extend_from_slice(self.tail.as_bytes());
     }
 
