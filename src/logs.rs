@@ -492,7 +492,8 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
             _ => 0,
         };
         if e != 0 {
-            out.extend_from_slice(&[b'\\', e]);
+            out.push(b'\\');
+            out.push(e);
         } else {
             out.extend_from_slice(&[
                 b'\\',
