@@ -475,7 +475,10 @@ impl<'a> Reader<'a> {
     }
 
     /// At the opening quote; leaves `i` after the closing quote. Returns
-    /// whether the string contains escapes.
+    /// whether the string contains escapes. Inlined into its three callers
+    /// (keys, string values, skipped values): most strings are short, and
+    /// the call cost as much as the scan.
+    #[inline(always)]
     fn string_body(&mut self) -> Result<bool, Error> {
         let b = self.b();
         let mut escaped = false;
