@@ -153,9 +153,19 @@ impl<'a> Reader<'a> {
         self.s.as_bytes()
     }
 
-    #[inline]
+    /// Skips whitespace. Inlined down to one byte test: the platform sends
+    /// compact JSON, where there is none to skip.
+    #[inline(always)]
     fn ws(&mut self) {
-        self.i = skip_ws(self.b(), self.i);
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b().get(self.i) {
+            self.i = skip_ws_slow(self.b(), self.i);
+        }
+    }
+
+    /// The input text from byte offset `start` to the current position (e.g.
+    /// the raw text of the value read since `start`).
+    pub fn since(&self, start: usize) -> &'a str {
+        self.s.get(start..self.i).unwrap_or("")
     }
 
     #[inline]
@@ -227,6 +237,16 @@ impl<'a> Reader<'a> {
         &mut self,
         mut f: impl FnMut(&str, &mut Reader<'a>) -> Result<(), Error>,
     ) -> Result<bool, Error> {
+        self.object_dyn(&mut f)
+    }
+
+    /// [`Reader::object`]'s loop, compiled once rather than once per caller's
+    /// closure (there are a dozen in `telemetry`): smaller, and the
+    /// per-member indirect call costs less than it saves in code size.
+    fn object_dyn(
+        &mut self,
+        f: &mut dyn FnMut(&str, &mut Reader<'a>) -> Result<(), Error>,
+    ) -> Result<bool, Error> {
         self.ws();
         if self.b().get(self.i) != Some(&b'{') {
             return self.skip().map(|_| false);
@@ -286,6 +306,14 @@ impl<'a> Reader<'a> {
     pub fn array(
         &mut self,
         mut f: impl FnMut(&mut Reader<'a>) -> Result<(), Error>,
+    ) -> Result<bool, Error> {
+        self.array_dyn(&mut f)
+    }
+
+    /// [`Reader::array`]'s loop, compiled once (see [`Reader::object_dyn`]).
+    fn array_dyn(
+        &mut self,
+        f: &mut dyn FnMut(&mut Reader<'a>) -> Result<(), Error>,
     ) -> Result<bool, Error> {
         self.ws();
         if self.b().get(self.i) != Some(&b'[') {
@@ -447,7 +475,10 @@ impl<'a> Reader<'a> {
     }
 
     /// At the opening quote; leaves `i` after the closing quote. Returns
-    /// whether the string contains escapes.
+    /// whether the string contains escapes. Inlined into its three callers
+    /// (keys, string values, skipped values): most strings are short, and
+    /// the call cost as much as the scan.
+    #[inline(always)]
     fn string_body(&mut self) -> Result<bool, Error> {
         let b = self.b();
         let mut escaped = false;
@@ -483,7 +514,7 @@ impl<'a> Reader<'a> {
 
 /// Index of the first byte at or after `i` that is `"`, `\` or a control
 /// character (or `b.len()`).
-#[inline]
+#[inline(always)]
 pub(crate) fn scan_plain(b: &[u8], mut i: usize) -> usize {
     // Word-at-a-time: 8 bytes per step while none of them is special.
     const LO: u64 = 0x0101_0101_0101_0101;
@@ -495,11 +526,14 @@ pub(crate) fn scan_plain(b: &[u8], mut i: usize) -> usize {
         let quote = w ^ (LO * b'"' as u64);
         let bslash = w ^ (LO * b'\\' as u64);
         // has-zero-byte trick for quote / backslash, and "byte < 0x20".
-        let z = (quote.wrapping_sub(LO) & !quote)
+        let z = ((quote.wrapping_sub(LO) & !quote)
             | (bslash.wrapping_sub(LO) & !bslash)
-            | (w.wrapping_sub(LO * 0x20) & !w);
-        if z & HI != 0 {
-            break;
+            | (w.wrapping_sub(LO * 0x20) & !w))
+            & HI;
+        if z != 0 {
+            // The lowest flagged byte is exact (a borrow only runs upwards
+            // from a byte that really matched): no byte-by-byte rescan.
+            return i + (z.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
@@ -515,6 +549,11 @@ pub(crate) fn scan_plain(b: &[u8], mut i: usize) -> usize {
 // ---------------------------------------------------------------------------
 // Navigation over validated text. These never fail; on input that breaks the
 // invariant they stop early instead of panicking.
+
+#[inline(never)]
+fn skip_ws_slow(b: &[u8], i: usize) -> usize {
+    skip_ws(b, i)
+}
 
 #[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -799,9 +838,10 @@ impl<'a> Object<'a> {
 /// escapes (impossible after validation) and lone surrogates become U+FFFD.
 pub fn unescape(raw: &str) -> Cow<'_, str> {
     let b = raw.as_bytes();
-    let Some(first) = b.iter().position(|&c| c == b'\\') else {
+    let first = next_backslash(b, 0);
+    if first == b.len() {
         return Cow::Borrowed(raw);
-    };
+    }
     let mut out = String::with_capacity(raw.len());
     out.push_str(&raw[..first]);
     let mut i = first;
@@ -809,10 +849,7 @@ pub fn unescape(raw: &str) -> Cow<'_, str> {
         let c = b[i];
         if c != b'\\' {
             // Copy the run up to the next backslash (a char boundary: ASCII).
-            let run_end = b[i..]
-                .iter()
-                .position(|&c| c == b'\\')
-                .map_or(b.len(), |p| i + p);
+            let run_end = next_backslash(b, i);
             out.push_str(&raw[i..run_end]);
             i = run_end;
             continue;
@@ -858,6 +895,19 @@ pub fn unescape(raw: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Index of the first `\\` at or after `i` (or `b.len()`), a word at a
+/// time: [`scan_plain`] also stops at `"` and control characters, which
+/// string content only holds when the caller skipped validation.
+fn next_backslash(b: &[u8], mut i: usize) -> usize {
+    loop {
+        i = scan_plain(b, i);
+        match b.get(i) {
+            Some(b'\\') | None => return i,
+            Some(_) => i += 1,
+        }
+    }
 }
 
 #[inline]
@@ -1395,5 +1445,74 @@ mod tests {
             .filter(|&c| c != b'"' && c != b'\\')
             .collect();
         assert_eq!(scan_plain(&b, 0), b.len());
+    }
+
+    /// The word-at-a-time scan against a byte loop, on random bytes dense in
+    /// specials and in bytes next to them (0x1f/0x20, 0x21/0x23, 0x5b/0x5d,
+    /// 0x7f/0x80, 0xff), from every start offset.
+    #[test]
+    fn scan_plain_matches_a_byte_loop() {
+        let naive = |b: &[u8], i: usize| {
+            (i..b.len())
+                .find(|&j| b[j] == b'"' || b[j] == b'\\' || b[j] < 0x20)
+                .unwrap_or(b.len())
+        };
+        let pool = [
+            b'"', b'\\', 0, 0x1f, 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff, b'a',
+            b'a', b'a', b'a', b'a', b'a',
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 40) as usize;
+            let b: Vec<u8> = (0..len)
+                .map(|k| pool[((x >> (k % 50)) as usize + k * 7) % pool.len()])
+                .collect();
+            for i in 0..=len {
+                assert_eq!(scan_plain(&b, i), naive(&b, i), "{b:?} from {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn reader_since_and_whitespace() {
+        let mut r = Reader::new(" \t\r\n{ \"a\" :\n[ 1 , {\"b\":\"c\"} ] }\n ");
+        assert_eq!(r.peek(), Some(Type::Object));
+        let start = r.pos();
+        let mut inner = "";
+        r.object(|k, r| {
+            assert_eq!(k, "a");
+            let s = r.pos();
+            r.skip()?;
+            inner = r.since(s);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(inner, "[ 1 , {\"b\":\"c\"} ]");
+        assert_eq!(r.since(start), "{ \"a\" :\n[ 1 , {\"b\":\"c\"} ] }");
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn unescape_runs_between_escapes() {
+        for (raw, want) in [
+            ("", ""),
+            ("plain text, no escapes", "plain text, no escapes"),
+            ("\\n", "\n"),
+            ("a\\tb\\tc\\n", "a\tb\tc\n"),
+            (
+                "0123456789abcdef\\\"q\\\"0123456789",
+                "0123456789abcdef\"q\"0123456789",
+            ),
+            (
+                "caf\u{e9} \\u00e9\\ud83d\\ude00 \u{1F600}",
+                "caf\u{e9} \u{e9}\u{1F600} \u{1F600}",
+            ),
+            ("lone \\ud83d x", "lone \u{FFFD} x"),
+        ] {
+            assert_eq!(unescape(raw), want, "{raw:?}");
+        }
     }
 }

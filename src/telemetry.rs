@@ -178,7 +178,7 @@ pub fn kind_name(k: &Kind) -> &'static str {
 // instances' platform.report carries metrics.durationMs only). Every field is
 // therefore optional here, and a field of the wrong JSON type reads as None.
 
-use crate::json::{Error, Reader, Value};
+use crate::json::{Error, Reader, Type, Value};
 use std::borrow::Cow;
 
 /// Parses one POSTed Telemetry API batch (a JSON array of records).
@@ -195,7 +195,12 @@ pub fn parse_batch(body: &[u8]) -> Result<Batch, NotAnArray> {
         Err(_) => String::from_utf8_lossy(body),
     };
     let mut r = Reader::new(&text);
-    let mut batch = Batch::default();
+    // Sized for ~200-byte records (the platform's are 100-400 bytes) so
+    // that a large delivery does not grow (and copy) the vector ten times.
+    let mut batch = Batch {
+        records: Vec::with_capacity(body.len() / 200),
+        rejected: 0,
+    };
     let is_array = r
         .array(|r| {
             match read_record(r)? {
@@ -253,7 +258,7 @@ fn read_record(r: &mut Reader<'_>) -> Result<Option<Record>, Error> {
 fn read_kind(ty: &str, r: Option<&mut Reader<'_>>) -> Result<Option<Kind>, Error> {
     if ty == "function" || ty == "extension" {
         let Some(r) = r else { return Ok(None) };
-        let log = log(r.value()?);
+        let log = log(r)?;
         return Ok(Some(if ty == "function" {
             Kind::Function(log)
         } else {
@@ -607,35 +612,48 @@ fn restore_report(r: R<'_, '_>) -> Result<Kind, Error> {
 
 /// A `function`/`extension` record: a string (text format) or an object (JSON
 /// format: `message` is the object's raw text). Any other JSON value is kept
-/// as its raw text.
-fn log(rec: Value<'_>) -> Log {
-    if let Some(text) = rec.as_str() {
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        return Log {
-            message: text.to_owned(),
-            ..Log::default()
-        };
-    }
-    let Some(members) = rec.as_object() else {
-        return Log {
-            message: rec.raw().to_owned(),
-            ..Log::default()
-        };
-    };
-    let (mut level, mut status, mut rid) = (None, None, None);
-    for (k, v) in members {
-        match &*k {
-            "level" => level = v.as_string(),
-            "status" => status = v.as_string(),
-            "requestId" => rid = v.as_string(),
-            _ => {}
+/// as its raw text. One pass: the string is unescaped while it is validated
+/// (and copied once), the object's top-level members are read in place.
+fn log(r: R<'_, '_>) -> Result<Log, Error> {
+    match r.peek() {
+        Some(Type::String) => {
+            let message = match r.string()?.unwrap_or_default() {
+                Cow::Borrowed(t) => t.strip_suffix('\n').unwrap_or(t).to_owned(),
+                Cow::Owned(mut t) => {
+                    if t.ends_with('\n') {
+                        t.pop();
+                    }
+                    t
+                }
+            };
+            Ok(Log {
+                message,
+                ..Log::default()
+            })
         }
-    }
-    Log {
-        message: rec.raw().to_owned(),
-        level: level.or(status),
-        request_id: rid,
-        is_json: true,
+        Some(Type::Object) => {
+            let start = r.pos();
+            let (mut level, mut status, mut rid) = (None, None, None);
+            fields(r, |k, r| {
+                match k {
+                    "level" => level = s(r)?,
+                    "status" => status = s(r)?,
+                    "requestId" => rid = s(r)?,
+                    _ => {}
+                }
+                Ok(())
+            })?;
+            Ok(Log {
+                message: r.since(start).to_owned(),
+                level: level.or(status),
+                request_id: rid,
+                is_json: true,
+            })
+        }
+        _ => Ok(Log {
+            message: r.value()?.raw().to_owned(),
+            ..Log::default()
+        }),
     }
 }
 
@@ -963,6 +981,103 @@ mod tests {
                 message: "42".into(),
                 ..Log::default()
             }
+        );
+    }
+
+    #[test]
+    fn log_record_edge_cases() {
+        let log = |json: &str| match kind(json) {
+            Kind::Function(l) | Kind::Extension(l) => l,
+            k => panic!("{k:?}"),
+        };
+        let text = |m: &str| Log {
+            message: m.into(),
+            ..Log::default()
+        };
+        // Only one trailing newline goes, escaped or not (raw ones are invalid JSON).
+        assert_eq!(log(r#"{"type":"function","record":"\n"}"#), text(""));
+        assert_eq!(log(r#"{"type":"function","record":"a\u000a"}"#), text("a"));
+        assert_eq!(log(r#"{"type":"function","record":"a\\n"}"#), text("a\\n"));
+        // Long lines with escapes spread over several words, and raw UTF-8.
+        let long = "x".repeat(37);
+        assert_eq!(
+            log(&format!(
+                r#"{{"type":"function","record":"{long}\t{long}\"é😀\"\/\u00e9\n"}}"#
+            )),
+            text(&format!("{long}\t{long}\"é😀\"/é"))
+        );
+        assert_eq!(
+            log(r#"{"type":"function","record":"é😀 plain"}"#),
+            text("é😀 plain")
+        );
+        // JSON records: top-level fields only, escaped keys, whitespace kept,
+        // duplicates (the last wins, as before), arrays and nested objects skipped.
+        let raw = r#"{ "msg" : {"level":"x","requestId":"nested"}, "l\u0065vel" : "WARN",
+ "requestId":"r1", "a":[{"requestId":"no"},"]}"], "requestId":"r2", "status":"error" }"#;
+        let l = log(&format!(r#"{{"type":"function","record":{raw}}}"#));
+        assert_eq!(l.message, raw);
+        assert_eq!(l.level.as_deref(), Some("WARN"));
+        assert_eq!(l.request_id.as_deref(), Some("r2"));
+        assert!(l.is_json);
+        assert_eq!(
+            log(r#"{"type":"function","record":{}}"#),
+            Log {
+                message: "{}".into(),
+                is_json: true,
+                ..Log::default()
+            }
+        );
+        // Other JSON values keep their raw text.
+        assert_eq!(
+            log(r#"{"type":"function","record":[1, "a"]}"#),
+            text(r#"[1, "a"]"#)
+        );
+        assert_eq!(log(r#"{"type":"function","record":null}"#), text("null"));
+        // A record written before the type (read later from its raw text).
+        assert_eq!(
+            log(r#"{"record":"late\n","type":"function"}"#),
+            text("late")
+        );
+        // Truncated or broken records: the whole body is rejected.
+        for body in [
+            r#"[{"type":"function","record":"abc"#,
+            r#"[{"type":"function","record":"abc\"}]"#,
+            r#"[{"type":"function","record":"a\x"}]"#,
+            r#"[{"type":"function","record":"a\u12"}]"#,
+            r#"[{"type":"function","record":{"level":"INFO""#,
+            r#"[{"type":"function","record":{"level":"INFO",}}]"#,
+            r#"[{"type":"function","record":{"a":[}}]"#,
+            "[{\"type\":\"function\",\"record\":\"tab\tinside\"}]",
+        ] {
+            assert!(parse_batch(body.as_bytes()).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn spans_with_nested_values() {
+        let k = kind(
+            r#"{"type":"platform.runtimeDone","record":{"spans":[{"name":"a\u0062","start":"2024-04-24T12:34:56.100Z","durationMs":1.5,"attrs":{"x":[{"name":"no"}],"s":"}"}},{"name":"c"},7,"s"],"requestId":"r"}}"#,
+        );
+        let Kind::RuntimeDone {
+            spans, request_id, ..
+        } = k
+        else {
+            panic!()
+        };
+        assert_eq!(request_id.as_deref(), Some("r"));
+        assert_eq!(
+            spans,
+            vec![
+                Span {
+                    name: "ab".into(),
+                    start_ms: Some(1_713_962_096_100),
+                    duration_ms: Some(1.5),
+                },
+                Span {
+                    name: "c".into(),
+                    ..Span::default()
+                },
+            ]
         );
     }
 

@@ -76,15 +76,10 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     {
         return None;
     }
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
+    if hour > 23 || min > 59 || sec > 60 {
         return None;
     }
+    let days = days_of_date(year, month, day)?;
     let mut i = 19;
     let mut ms = 0u32;
     if b.get(i) == Some(&b'.') {
@@ -128,9 +123,30 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     if i != b.len() {
         return None;
     }
-    let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour as i64 * 3600 + min as i64 * 60 + sec as i64 - offset_min * 60;
     Some(secs * 1000 + ms as i64)
+}
+
+/// Days since 1970-01-01 of a valid date, else `None`. Remembers the last
+/// date per thread: a telemetry batch's timestamps nearly all share one day,
+/// and the calendar arithmetic costs several divisions (opt-level "z" keeps
+/// them as `div` instructions). The memo only ever holds a valid date's
+/// exact result, so the function stays pure in effect.
+fn days_of_date(year: i64, month: u32, day: u32) -> Option<i64> {
+    use std::cell::Cell;
+    thread_local! {
+        static LAST: Cell<(i64, u32, u32, i64)> = const { Cell::new((1970, 1, 1, 0)) };
+    }
+    let (y, m, d, days) = LAST.get();
+    if (y, m, d) == (year, month, day) {
+        return Some(days);
+    }
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    LAST.set((year, month, day, days));
+    Some(days)
 }
 
 /// Smallest and largest instants [`write_rfc3339`] can express (years 0000..=9999).
@@ -276,6 +292,33 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("0000-01-01T00:00:00Z"), Some(MIN_MS));
         assert_eq!(parse_rfc3339("9999-12-31T23:59:59.999Z"), Some(MAX_MS));
+    }
+
+    /// The per-thread memo of the last date never changes a result: every
+    /// day of 1999-2001 (and impossible dates next to them) in an order that
+    /// alternates hits, misses and invalid dates, against the plain formula.
+    #[test]
+    fn date_memo_is_transparent() {
+        let mut seen = 0;
+        for y in 1999..=2001i64 {
+            for m in 0..=13u32 {
+                for d in 0..=32u32 {
+                    let s = format!("{y:04}-{m:02}-{d:02}T01:02:03.004Z");
+                    let valid = (1..=12).contains(&m) && d >= 1 && d <= days_in_month(y, m);
+                    let want = valid.then(|| days_from_civil(y, m, d) * 86_400_000 + 3_723_004);
+                    for _ in 0..2 {
+                        assert_eq!(parse_rfc3339(&s), want, "{s}");
+                        // A different valid date in between, then the same again.
+                        assert_eq!(
+                            parse_rfc3339("2024-02-29T00:00:00Z"),
+                            Some(1_709_164_800_000)
+                        );
+                    }
+                    seen += usize::from(valid);
+                }
+            }
+        }
+        assert_eq!(seen, 365 * 2 + 366);
     }
 
     #[test]
