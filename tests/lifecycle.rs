@@ -59,8 +59,8 @@ fn cold_start_three_invocations_and_shutdown() {
     // the listener was bound before subscribing: the first delivery succeeded at once
     let deliveries = emu.deliveries();
     assert!(!deliveries.is_empty());
-    let bad: Vec<_> = deliveries.iter().filter(|d| !d.ok()).map(|d| (d.started_ms, d.status, d.error.clone(), d.types())).collect();
-    assert!(bad.is_empty(), "failed deliveries: {bad:?}; shutdown at {}", sd.started_ms);
+    let bad: Vec<_> = deliveries.iter().filter(|d| !d.ok()).map(|d| (d.started_ms, d.status, d.error.clone(), d.records.clone())).collect();
+    assert!(bad.is_empty(), "failed deliveries: {bad:?}; shutdown: {sd:?}; all: {:?}; output: {:#?}; wire: {:#?}", deliveries.iter().map(|d| (d.started_ms, d.finished_ms, d.status, d.types())).collect::<Vec<_>>(), emu.output().iter().map(|l| (l.at_ms, l.line.clone())).collect::<Vec<_>>(), wire.iter().map(|w| (w.started_ms, w.at_ms, w.answered_ms, w.path.clone(), w.answer_str())).collect::<Vec<_>>());
     assert!(deliveries.iter().all(|d| d.attempt == 1));
     // init events (emitted before the subscribe) were replayed to it
     let types: Vec<String> = deliveries.iter().flat_map(|d| d.types()).collect();

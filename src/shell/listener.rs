@@ -27,6 +27,19 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many connections are served at once (one worker each).
 const MAX_CONNECTIONS: usize = 32;
 
+/// Batches handed to the core whose 200 is not written yet.
+static ANSWERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Before exiting: lets the workers answer the batches the core already has
+/// (at most `max`), so the platform does not see a delivery fail (a reset)
+/// for records that were in fact received.
+pub fn settle(max: Duration) {
+    let until = std::time::Instant::now() + max;
+    while ANSWERING.load(Ordering::Acquire) > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 /// Binds `0.0.0.0:port` and serves on worker threads; returns the bound port.
 pub fn start(port: u16, body_limit: usize, tx: SyncSender<Msg>) -> std::io::Result<u16> {
     let l = TcpListener::bind(("0.0.0.0", port))?;
@@ -50,6 +63,7 @@ struct Workers {
 /// beyond that, new connections wait in the backlog).
 fn spawn_worker(w: Arc<Workers>) {
     std::thread::spawn(move || {
+        super::crash::altstack(); // a stack overflow here is reported too
         let mut reader = RequestReader::new(w.body_limit);
         loop {
             let Ok((conn, _)) = w.l.accept() else { continue };
@@ -118,11 +132,14 @@ fn handle(conn: &mut TcpStream, req: &Request, tx: &SyncSender<Msg>) -> bool {
             if batch.rejected > 0 {
                 log::debug!("telemetry batch: {} records kept, {} unusable", batch.records.len(), batch.rejected);
             }
+            // Counted from the hand-over to the answer: the core may act on
+            // the batch (its last report) and exit before this thread writes.
+            ANSWERING.fetch_add(1, Ordering::AcqRel);
             // Blocks only if the core is behind by QUEUE_BATCHES batches.
-            if tx.send(Msg::Batch(batch)).is_err() {
-                return false;
-            }
-            conn.write_all(&http1::response(200, "OK", req.keep_alive)).is_ok()
+            let ok = tx.send(Msg::Batch(batch)).is_ok()
+                && conn.write_all(&http1::response(200, "OK", req.keep_alive)).is_ok();
+            ANSWERING.fetch_sub(1, Ordering::AcqRel);
+            ok
         }
         Err(e) => {
             log::warn!("telemetry batch refused (400): {}", e.0);

@@ -201,6 +201,8 @@ pub fn run() -> i32 {
             }
             Action::Exit => {
                 log::debug!("exiting: {:?} {:?}", core.stats, shipper.stats);
+                // (Exit comes ≥ 200 ms before the deadline: room for this.)
+                listener::settle(std::time::Duration::from_millis(50));
                 return 0;
             }
             Action::Flush { deadline_ms, final_flush } => {
