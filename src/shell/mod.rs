@@ -55,26 +55,62 @@ pub(crate) fn extension_name() -> String {
         .to_string()
 }
 
+/// What the environment says before `register` (both shells): only the
+/// reads `register` needs, nothing that can wait.
+pub(crate) struct Launch {
+    pub runtime_api: String,
+    pub managed: bool,
+    pub name: String,
+    /// Registered already by the stage (src/bin/slimcap-stage.rs), which
+    /// exec'd us: its identifier and the body of the register answer.
+    pub staged: Option<(String, String)>,
+}
+
+impl Launch {
+    /// `None`, after an error line, when not running as a Lambda extension.
+    pub fn from_env() -> Option<Launch> {
+        let runtime_api = match std::env::var("AWS_LAMBDA_RUNTIME_API") {
+            Ok(v) if !v.is_empty() => v,
+            _ => {
+                eprintln!("[slimcap] ERROR AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension");
+                return None;
+            }
+        };
+        let managed = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
+            .map(|v| v.eq_ignore_ascii_case("lambda-managed-instances"))
+            .unwrap_or(false);
+        let staged = std::env::var("SLIMCAP_EXTENSION_ID")
+            .ok()
+            .filter(|id| !id.is_empty())
+            .map(|id| (id, std::env::var("SLIMCAP_REGISTRATION").unwrap_or_default()));
+        Some(Launch { runtime_api, managed, name: extension_name(), staged })
+    }
+}
+
+/// After `register`: the crash test hook (`SLIMCAP_CRASH_TEST=init` panics
+/// here, during init; the value is returned for the INVOKE-time variants),
+/// then the configuration, with logging set up and its warnings logged.
+pub(crate) fn configure() -> (Option<String>, Config) {
+    let crash_test = std::env::var("SLIMCAP_CRASH_TEST").ok();
+    if crash_test.as_deref() == Some("init") {
+        panic!("SLIMCAP_CRASH_TEST=init");
+    }
+    let (cfg, warnings) = Config::from_lookup(|k| std::env::var(k).ok());
+    logger::init(cfg.log_level);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    (crash_test, cfg)
+}
+
 pub fn run() -> i32 {
     // --- the cold-start critical path: straight to register ---
-    let runtime_api = match std::env::var("AWS_LAMBDA_RUNTIME_API") {
-        Ok(v) if !v.is_empty() => v,
-        _ => {
-            eprintln!("[slimcap] ERROR AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension");
-            return 1;
-        }
-    };
-    let managed = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
-        .map(|v| v.eq_ignore_ascii_case("lambda-managed-instances"))
-        .unwrap_or(false);
-    let name = extension_name();
+    let Some(Launch { runtime_api, managed, name, staged }) = Launch::from_env() else { return 1 };
     let mut api = RuntimeApi::new(&runtime_api);
-    // Registered already by the stage (src/bin/slimcap-stage.rs), which exec'd us?
-    let staged = std::env::var("SLIMCAP_EXTENSION_ID").ok().filter(|id| !id.is_empty());
     let registration = match staged {
-        Some(id) => {
+        Some((id, answer)) => {
             api.set_id(id);
-            Ok(extapi::parse_registration(std::env::var("SLIMCAP_REGISTRATION").unwrap_or_default().as_bytes()))
+            Ok(extapi::parse_registration(answer.as_bytes()))
         }
         None => api.register(&name, managed),
     };
@@ -87,18 +123,8 @@ pub fn run() -> i32 {
     };
     // --- registered: the runtime may start now ---
     crash_reporter(&api, &runtime_api);
-    // Test hooks for the crash paths: SLIMCAP_CRASH_TEST=init panics here, during
-    // init; =overflow overflows the stack at the first INVOKE; else a panic there.
-    let crash_test = std::env::var("SLIMCAP_CRASH_TEST").ok();
-    if crash_test.as_deref() == Some("init") {
-        panic!("SLIMCAP_CRASH_TEST=init");
-    }
-
-    let (cfg, warnings) = Config::from_lookup(|k| std::env::var(k).ok());
-    logger::init(cfg.log_level);
-    for w in &warnings {
-        log::warn!("{w}");
-    }
+    // (SLIMCAP_CRASH_TEST: =overflow overflows the stack at the first INVOKE; else a panic there.)
+    let (crash_test, cfg) = configure();
     log::debug!("registered as {name:?} (id {}), function {:?}", api.id(), registration.function_name);
     if let Err(msg) = cfg.validate() {
         log::error!("{msg}");

@@ -19,12 +19,12 @@
 //! cold-start path. Not meant for release.
 
 mod listener;
-use crate::shell::{crash, extension_name, logger};
+use crate::shell::{configure, crash, Launch};
 mod runtime_api;
 mod secrets;
 mod ship;
 
-use crate::config::{Config, SubscribeMode};
+use crate::config::SubscribeMode;
 use crate::core::{Action, Core};
 use crate::datadog::Datadog;
 use crate::extapi::{Event, SubscribeOutcome};
@@ -68,30 +68,20 @@ pub fn run() -> i32 {
 
 async fn main_loop() -> i32 {
     // --- the cold-start critical path: straight to register ---
-    let runtime_api = match std::env::var("AWS_LAMBDA_RUNTIME_API") {
-        Ok(v) if !v.is_empty() => v,
-        _ => {
-            eprintln!("[slimcap] ERROR AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension");
-            return 1;
-        }
+    let Some(Launch {
+        runtime_api,
+        managed,
+        name,
+        staged,
+    }) = Launch::from_env()
+    else {
+        return 1;
     };
-    let managed = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
-        .map(|v| v.eq_ignore_ascii_case("lambda-managed-instances"))
-        .unwrap_or(false);
-    let name = extension_name();
     let mut api = RuntimeApi::new(&runtime_api);
-    // Registered already by the stage (src/bin/slimcap-stage.rs), which exec'd us?
-    let staged = std::env::var("SLIMCAP_EXTENSION_ID")
-        .ok()
-        .filter(|id| !id.is_empty());
     let registration = match staged {
-        Some(id) => {
+        Some((id, answer)) => {
             api.set_id(id);
-            Ok(runtime_api::registration(
-                std::env::var("SLIMCAP_REGISTRATION")
-                    .unwrap_or_default()
-                    .as_bytes(),
-            ))
+            Ok(runtime_api::registration(answer.as_bytes()))
         }
         None => api.register(&name, managed).await,
     };
@@ -104,17 +94,7 @@ async fn main_loop() -> i32 {
     };
     // --- registered: the runtime may start now ---
     crash_reporter(&api, &runtime_api);
-    // Test hooks for the crash paths, as in the std shell.
-    let crash_test = std::env::var("SLIMCAP_CRASH_TEST").ok();
-    if crash_test.as_deref() == Some("init") {
-        panic!("SLIMCAP_CRASH_TEST=init");
-    }
-
-    let (cfg, warnings) = Config::from_lookup(|k| std::env::var(k).ok());
-    logger::init(cfg.log_level);
-    for w in &warnings {
-        log::warn!("{w}");
-    }
+    let (crash_test, cfg) = configure();
     log::debug!(
         "registered as {name:?} (id {}), function {:?} (tokio shell)",
         api.id(),
