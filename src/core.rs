@@ -60,6 +60,26 @@ pub struct Stats {
     pub platform: u64,
 }
 
+impl Stats {
+    /// For the exit log line (written out: with `-Zfmt-debug=shallow` the
+    /// derived `Debug` prints only `Stats`).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} invocations; telemetry: {} batches, {} records ({} function logs, {} extension logs, \
+             {} platform, {} unknown, {} rejected), {} logs dropped by the platform",
+            self.invocations,
+            self.batches,
+            self.records,
+            self.function_logs,
+            self.extension_logs,
+            self.platform,
+            self.unknown,
+            self.rejected,
+            self.logs_dropped_by_platform
+        )
+    }
+}
+
 /// What decides whether to flush; implemented by the Datadog side
 /// (`crate::flush`) and by simple policies in tests.
 pub trait FlushPolicy {

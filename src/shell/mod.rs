@@ -125,7 +125,7 @@ pub fn run() -> i32 {
     crash_reporter(&api, &runtime_api);
     // (SLIMCAP_CRASH_TEST: =overflow overflows the stack at the first INVOKE; else a panic there.)
     let (crash_test, cfg) = configure();
-    log::debug!("registered as {name:?} (id {}), function {:?}", api.id(), registration.function_name);
+    log::debug!("registered as {name:?} (id {}), function {}", api.id(), registration.function_name.as_deref().unwrap_or("?"));
     if let Err(msg) = cfg.validate() {
         log::error!("{msg}");
         if let Err(e) = api.report_error("init/error", "Extension.ConfigInvalid", &msg) {
@@ -226,7 +226,15 @@ pub fn run() -> i32 {
                 continue;
             }
             Action::Exit => {
-                log::debug!("exiting: {:?} {:?}", core.stats, shipper.stats);
+                let st = &shipper.stats;
+                log::debug!(
+                    "exiting: {}; intake: {} payloads / {} bytes sent, {} retries, {} payloads dropped",
+                    core.stats.summary(),
+                    st.sent_payloads,
+                    st.sent_bytes,
+                    st.retries,
+                    st.dropped_payloads
+                );
                 // (Exit comes ≥ 200 ms before the deadline: room for this.)
                 listener::settle(std::time::Duration::from_millis(50));
                 return 0;

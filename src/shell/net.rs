@@ -159,6 +159,18 @@ impl Client {
         deadline: Option<Instant>,
         sent: &mut dyn FnMut(),
     ) -> io::Result<Response> {
+        self.send_inner(method, url, headers, body, deadline, sent).map_err(explain)
+    }
+
+    fn send_inner(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        deadline: Option<Instant>,
+        sent: &mut dyn FnMut(),
+    ) -> io::Result<Response> {
         let (tls, host, port, path) = httpc::split_url(url).ok_or_else(|| bad_url(url))?;
         let key = format!("{tls}{host}:{port}");
         let host_header = if port == if tls { 443 } else { 80 } { host.to_string() } else { format!("{host}:{port}") };
@@ -192,6 +204,17 @@ impl Client {
     pub fn close_idle(&mut self) {
         self.idle.clear();
     }
+}
+
+/// rustls prints `CertificateError::Other` (the rarer webpki errors, e.g.
+/// `CaUsedAsEndEntity`) through its derived `Debug`, which the release builds'
+/// `-Zfmt-debug=shallow` cuts to `Other`: name the inner error instead.
+fn explain(e: io::Error) -> io::Error {
+    use rustls::{CertificateError, Error};
+    if let Some(Error::InvalidCertificate(CertificateError::Other(o))) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+        return io::Error::new(e.kind(), format!("invalid peer certificate: {o}"));
+    }
+    e
 }
 
 fn bad_url(url: &str) -> io::Error {
@@ -358,5 +381,23 @@ impl rustls::crypto::KeyProvider for Rng {
         _: rustls::pki_types::PrivateKeyDer<'static>,
     ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
         Err(rustls::Error::General("no client keys".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_errors_name_the_webpki_error() {
+        use rustls::{CertificateError, Error, OtherError};
+        let other = CertificateError::Other(OtherError(Arc::new(webpki::Error::CaUsedAsEndEntity)));
+        let e = io::Error::new(io::ErrorKind::InvalidData, Error::InvalidCertificate(other));
+        let e = explain(e);
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(e.to_string(), "invalid peer certificate: CaUsedAsEndEntity");
+        let e = io::Error::new(io::ErrorKind::InvalidData, Error::InvalidCertificate(CertificateError::UnknownIssuer));
+        assert_eq!(explain(e).to_string(), "invalid peer certificate: UnknownIssuer");
+        assert_eq!(explain(io::Error::other("x")).to_string(), "x");
     }
 }

@@ -96,9 +96,9 @@ async fn main_loop() -> i32 {
     crash_reporter(&api, &runtime_api);
     let (crash_test, cfg) = configure();
     log::debug!(
-        "registered as {name:?} (id {}), function {:?} (tokio shell)",
+        "registered as {name:?} (id {}), function {} (tokio shell)",
         api.id(),
-        registration.function_name
+        registration.function_name.as_deref().unwrap_or("?")
     );
     if let Err(msg) = cfg.validate() {
         log::error!("{msg}");
@@ -203,7 +203,15 @@ async fn main_loop() -> i32 {
                 continue;
             }
             Action::Exit => {
-                log::debug!("exiting: {:?} {:?}", core.stats, shipper.stats);
+                let st = &shipper.stats;
+                log::debug!(
+                    "exiting: {}; intake: {} payloads / {} bytes sent, {} retries, {} payloads dropped",
+                    core.stats.summary(),
+                    st.sent_payloads,
+                    st.sent_bytes,
+                    st.retries,
+                    st.dropped_payloads
+                );
                 return 0;
             }
             Action::Flush {
