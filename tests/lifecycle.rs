@@ -76,11 +76,11 @@ fn next_waits_for_runtime_done_and_report_comes_after_next() {
     let out = emu.invoke(Invocation::new(20));
     let next_at = out.extensions_next_ms.unwrap();
     // runtimeDone was delivered (and answered) before the extension went back to next
-    let rd = emu
-        .deliveries()
-        .into_iter()
-        .find(|d| d.records.iter().any(|r| r["type"] == "platform.runtimeDone" && r["record"]["requestId"] == out.request_id.as_str()))
-        .expect("runtimeDone delivered");
+    // (the emulator records a delivery once it has read our 200, which may come
+    // after our next: wait for the record, then compare the times)
+    let is_rd = |d: &Delivery| d.records.iter().any(|r| r["type"] == "platform.runtimeDone" && r["record"]["requestId"] == out.request_id.as_str());
+    emu.wait_for(Duration::from_secs(2), |e| e.deliveries().iter().any(is_rd));
+    let rd = emu.deliveries().into_iter().find(is_rd).expect("runtimeDone delivered");
     // (started, not finished: the emulator stamps "finished" after reading our
     // 200, which races with our next)
     assert!(rd.started_ms <= next_at, "runtimeDone {rd:?} after next {next_at}");
