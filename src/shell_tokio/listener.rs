@@ -24,6 +24,20 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// More connections than this at once are refused (closed at accept).
 const MAX_CONNECTIONS: usize = 32;
 
+/// Batches handed to the core whose answer is not with hyper yet.
+static ANSWERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Before exiting: lets the batches the core already has be answered (at
+/// most `max`; then a few ms for hyper to write them), so the platform does
+/// not see a delivery fail for records that were received.
+pub async fn settle(max: Duration) {
+    let until = tokio::time::Instant::now() + max;
+    while ANSWERING.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2)).await;
+}
+
 /// Binds `0.0.0.0:port` and serves on a task; returns the bound port.
 pub async fn start(port: u16, body_limit: usize, tx: Sender<Msg>) -> std::io::Result<u16> {
     let l = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
@@ -90,7 +104,12 @@ async fn handle(
     };
     match parse_batch(&body) {
         Ok(batch) => {
-            if tx.send(Msg::Batch(batch)).await.is_err() {
+            // As in the std shell: counted from the hand-over until the
+            // answer goes to hyper, so the core's exit can let it be written.
+            ANSWERING.fetch_add(1, Ordering::AcqRel);
+            let sent = tx.send(Msg::Batch(batch)).await.is_ok();
+            ANSWERING.fetch_sub(1, Ordering::AcqRel);
+            if !sent {
                 return answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
             }
             answer(StatusCode::OK, "OK")

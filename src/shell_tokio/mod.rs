@@ -212,6 +212,8 @@ async fn main_loop() -> i32 {
                     st.retries,
                     st.dropped_payloads
                 );
+                // (Exit comes ≥ 200 ms before the deadline: room for this.)
+                listener::settle(Duration::from_millis(50)).await;
                 return 0;
             }
             Action::Flush {
