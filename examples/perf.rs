@@ -3,6 +3,7 @@
 //! ```text
 //! [PERF_ROUNDS=R] cargo run --release --example perf -- post-runtime BIN [INVOCATIONS] [LINES...]
 //! cargo run --release --example perf -- ingest [SECONDS] [parse|core|metrics|logs|full|burst]
+//! cargo run --release --example perf -- intake-delay DELAY_MS ROUNDS INVOCATIONS BIN...
 //! ```
 //!
 //! * `post-runtime`: the real extension binary under the platform emulator,
@@ -23,8 +24,12 @@
 //!   shaping (`take_payload`, `take_batch`) after every delivery.
 //!   Records per second of this thread's CPU time (/proc/thread-self/schedstat),
 //!   so other processes on a shared machine do not distort it.
+//! * `intake-delay`: post-runtime p50 (100 lines, `end` flushes) with metrics
+//!   and logs on two fake intakes (two hosts, as in production) that each
+//!   answer after DELAY_MS; the binaries interleaved, a new sandbox per round.
+//!   For an A/B of the flush's shipping (sequential vs parallel).
 
-use lambda_emulator::{Config, Emulator, ExtensionSpec, FakeIntake, Invocation};
+use lambda_emulator::{Config, Emulator, ExtensionSpec, FakeIntake, IntakeMode, Invocation};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,10 +51,78 @@ fn main() {
             // Optional stage filter (for profiling one stage): parse | core | metrics | logs | full | burst.
             ingest(secs, args.get(2).map(String::as_str));
         }
+        Some("intake-delay") => {
+            let num = |i: usize| -> usize { args.get(i).and_then(|s| s.parse().ok()).expect("intake-delay DELAY_MS ROUNDS INVOCATIONS BIN...") };
+            let bins: Vec<PathBuf> = args[4.min(args.len())..].iter().map(PathBuf::from).collect();
+            intake_delay(num(1) as u64, num(2), num(3), &bins);
+        }
         _ => {
             eprintln!("usage: perf post-runtime BIN [INVOCATIONS] [LINES...] | perf ingest [SECONDS] [parse|core|metrics|logs|full|burst]");
             std::process::exit(2);
         }
+    }
+}
+
+// ------------------------------------------------------------ intake-delay
+
+/// Post-runtime ms of `n` invocations (after 3 unmeasured) of 100 lines each,
+/// metrics and logs on two intakes that answer after `delay_ms`; and the
+/// intake POSTs per invocation.
+fn delayed_run(bin: &PathBuf, delay_ms: u64, n: usize) -> (Vec<f64>, f64) {
+    let (mi, li) = (FakeIntake::start(), FakeIntake::start());
+    for i in [&mi, &li] {
+        i.set_mode(IntakeMode::Slow { delay_ms, status: 202 });
+    }
+    let mut cfg = Config {
+        extensions: vec![ExtensionSpec::process_named("slimcap", bin, &[])],
+        ..Config::default()
+    };
+    cfg.env = vec![
+        ("DD_API_KEY".into(), "perf-api-key".into()),
+        ("DD_DD_URL".into(), mi.url()),
+        ("DD_LOGS_CONFIG_LOGS_DD_URL".into(), li.url()),
+        ("SLIMCAP_TELEMETRY_PORT".into(), "0".into()),
+        ("DD_SERVERLESS_FLUSH_STRATEGY".into(), "end".into()),
+    ];
+    let emu = Emulator::start(cfg).expect("emulator");
+    assert!(emu.wait_init(Duration::from_secs(20)).ok, "INIT failed");
+    let log_lines: Vec<String> = (0..100).map(line).collect();
+    let mut post = vec![];
+    for i in 0..3 + n {
+        let mut inv = Invocation::new(20);
+        inv.log_lines = log_lines.clone();
+        let out = emu.invoke(inv);
+        assert!(out.error.is_none() && out.extension_errors.is_empty(), "{out:?}");
+        if i >= 3 {
+            post.push(out.post_runtime_ms.expect("post-runtime"));
+        }
+    }
+    let posts = (mi.requests().len() + li.requests().len()) as f64 / (3 + n) as f64;
+    let _ = emu.shutdown("spindown");
+    (post, posts)
+}
+
+fn intake_delay(delay_ms: u64, rounds: usize, n: usize, bins: &[PathBuf]) {
+    let mut all: Vec<(Vec<f64>, Vec<f64>, f64)> = vec![(vec![], vec![], 0.0); bins.len()];
+    for _ in 0..rounds {
+        for (bin, acc) in bins.iter().zip(&mut all) {
+            let (post, posts) = delayed_run(bin, delay_ms, n);
+            acc.1.push(pct(&post, 0.5));
+            acc.0.extend(post);
+            acc.2 = posts;
+        }
+    }
+    println!("| binary | **p50 ms** | p90 ms | p50 per round | POSTs / inv. |");
+    println!("|---|---:|---:|---|---:|");
+    for (bin, (post, per_round, posts)) in bins.iter().zip(&all) {
+        let rounds: Vec<String> = per_round.iter().map(|p| format!("{p:.2}")).collect();
+        println!(
+            "| {} | **{:.2}** | {:.2} | {} | {posts:.1} |",
+            bin.display(),
+            pct(post, 0.5),
+            pct(post, 0.9),
+            rounds.join(", ")
+        );
     }
 }
 

@@ -19,6 +19,10 @@
 #     sibling hyperthread or cache pressure). --o3 adds the same at
 #     opt-level 3 (a separate build) to show what the size profile costs.
 #
+# Not run here (an A/B of two builds): the flush's shipping with a slow intake,
+#   $CARGO_TARGET_DIR/release/examples/perf intake-delay DELAY_MS ROUNDS INVOCATIONS OLD NEW
+# (metrics and logs on two fake intakes answering after DELAY_MS; binaries interleaved).
+#
 # BINARY: the extension to run; default dist/slimcap-x86_64 (the static musl
 # release, `scripts/build.sh x86_64`) on x86_64 hosts when present, else the
 # host release build. The driver is examples/perf.rs (uses tests/emulator).
@@ -123,8 +127,8 @@ trap 'rm -f "$OUT"' EXIT
 - What is left of the 100-line share: parsing the batch (`listener` minus the 0-line row, ~0.2
   ms; the emulator's own reading of our 200 is inside `listener` too, which is why `after it`
   can be negative: the `next` often arrives before the emulator has noted the 200), log and
-  metric shaping, and shipping two POSTs one after the other (~0.1 ms on loopback; in a region,
-  one intake round trip each).
+  metric shaping, and shipping two POSTs (~0.1 ms on loopback; since 6245174 the sketches and
+  logs POSTs go out in parallel, so in a region one intake round trip, not two).
 - *Platform delivery* is the emulator's own time to batch and serialize the records it then
   POSTs; Lambda bills it as the extension's post-runtime time all the same.
 - On this shared 2-CPU VM the latencies swing by ±30 % with other load (compare the rounds);

@@ -987,6 +987,59 @@ fn intake_500_and_429_then_recovery_lose_nothing() {
     }
 }
 
+/// Metrics and logs go to two hosts, shipped in parallel: one intake down
+/// does not hold back the other's delivery; what it did not take is kept and
+/// arrives once at the next flush.
+#[test]
+fn one_intake_down_the_other_still_delivers() {
+    for metrics_down in [true, false] {
+        let (mi, li) = (FakeIntake::start(), FakeIntake::start());
+        let logs_url = li.url();
+        let env = env_with(&[("DD_FLUSH_TIMEOUT", "1"), ("DD_LOGS_CONFIG_LOGS_DD_URL", &logs_url)]);
+        let emu = start(config(&mi, &env));
+        let (down, up) = if metrics_down { (&mi, &li) } else { (&li, &mi) };
+        down.set_mode(IntakeMode::Status(500));
+        let o1 = emu.invoke(Invocation::new(20).log("during the outage"));
+        ok(&o1);
+        let w1 = window(&o1);
+        let (mreqs, lreqs) = (mi.requests(), li.requests());
+        let sk1: Vec<IntakeRequest> = in_window(&mreqs, SKETCHES, w1).into_iter().cloned().collect();
+        let logs1: Vec<IntakeRequest> = in_window(&lreqs, LOGS, w1).into_iter().cloned().collect();
+        assert!(!sk1.is_empty() && !logs1.is_empty(), "metrics down: {metrics_down}");
+        if metrics_down {
+            assert!(sk1.iter().all(|r| !accepted(r)), "{sk1:?}");
+            assert_eq!(count_line(&accepted_logs(&logs1), "during the outage"), 1, "logs held back");
+        } else {
+            assert!(accepted_logs(&logs1).is_empty(), "{logs1:?}");
+            assert_eq!(agg(&accepted_points(&sk1), INVOCATIONS, None).cnt, 1, "metrics held back");
+        }
+        down.set_mode(IntakeMode::Accept);
+        let o2 = emu.invoke(Invocation::new(20).log("after the outage"));
+        ok(&o2);
+        finish(&emu, &mi, "spindown");
+        key_never_leaks(&emu, &li);
+        no_request_spans_a_freeze(&emu, &mi);
+        no_request_spans_a_freeze(&emu, &li);
+        let (mreqs, lreqs) = (mi.requests(), li.requests());
+        // Each kind went to its own host only.
+        assert!(mreqs.iter().all(|r| r.path_only() == SKETCHES), "{mreqs:?}");
+        assert!(lreqs.iter().all(|r| r.path_only() == LOGS), "{lreqs:?}");
+        // The kept payload left with the second invocation's flush, once.
+        let w2 = window(&o2);
+        if metrics_down {
+            let sk2: Vec<IntakeRequest> = in_window(&mreqs, SKETCHES, w2).into_iter().cloned().collect();
+            assert_eq!(agg(&accepted_points(&sk2), INVOCATIONS, None).cnt, 2);
+        } else {
+            assert!(has_line(&in_window(&lreqs, LOGS, w2), "during the outage"));
+        }
+        let logs = accepted_logs(&lreqs);
+        assert_eq!(count_line(&logs, "during the outage"), 1);
+        assert_eq!(count_line(&logs, "after the outage"), 1);
+        check(&points(&mi), INVOCATIONS, None, &[1.0, 1.0]);
+        assert!(up.requests().iter().all(accepted));
+    }
+}
+
 /// 403 (bad key) and 413 (too large) are not retried: the payload is dropped
 /// with an error line; the extension and the function go on.
 #[test]
