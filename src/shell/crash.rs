@@ -10,7 +10,7 @@
 //! handlers are installed with `SA_RESETHAND`: the default action is back
 //! when one runs, and it re-raises the signal, so the exit status still says
 //! what happened. It runs on an alternate stack (a stack overflow is reported
-//! too) on every thread that called [`altstack`].
+//! too) on every thread that called [`altstack`] (each gets its own).
 //!
 //! Only one report per process: the panic hook (host builds, which have the
 //! panic message) claims it with [`claim`] first, and the SIGABRT of the
@@ -123,20 +123,21 @@ pub fn arm(runtime_api: &str, id: &str) {
     }
 }
 
-/// One alternate signal stack, shared by the threads that had none (std
-/// gives each thread its own only when panics unwind or abort with a message).
-/// Concurrent crashes on two threads would share it; only the first reports.
+/// Size of each thread's alternate signal stack (std gives threads one only
+/// when panics unwind or abort with a message; immediate-abort builds have none).
 const ALT_SIZE: usize = 64 * 1024;
-static mut ALT: [u8; ALT_SIZE] = [0; ALT_SIZE];
 
-/// Gives the calling thread an alternate signal stack if it has none, so a
-/// stack overflow on it is reported too.
+/// Gives the calling thread an alternate signal stack of its own if it has
+/// none, so a stack overflow on it is reported too. Call it on long-lived
+/// threads only: the stack is leaked (its pages cost memory only once a
+/// signal touches them).
 pub fn altstack() {
     let mut old = Stack { sp: std::ptr::null_mut(), flags: 0, size: 0 };
-    // SAFETY: reads, then sets, this thread's alternate stack to a static buffer.
+    // SAFETY: reads, then sets, this thread's alternate stack to a buffer that lives forever.
     unsafe {
         if sigaltstack(std::ptr::null(), &mut old) == 0 && old.flags & SS_DISABLE != 0 {
-            let ss = Stack { sp: std::ptr::addr_of_mut!(ALT) as *mut c_void, flags: 0, size: ALT_SIZE };
+            let buf = Box::leak(Box::<[std::mem::MaybeUninit<u8>]>::new_uninit_slice(ALT_SIZE));
+            let ss = Stack { sp: buf.as_mut_ptr() as *mut c_void, flags: 0, size: ALT_SIZE };
             sigaltstack(&ss, std::ptr::null_mut());
         }
     }

@@ -69,10 +69,13 @@ fn put(slot: &Slot, set: impl FnOnce(&mut Handoff)) {
 fn start_worker() -> Slot {
     let slot = Slot::default();
     let s = slot.clone();
-    std::thread::spawn(move || loop {
-        let (mut lane, mut logs, key, deadline_ms) = wait_for(&s, |h| h.job.take());
-        let all = lane.ship_logs(&mut logs, &key, deadline_ms);
-        put(&s, |h| h.done = Some((lane, logs, all)));
+    std::thread::spawn(move || {
+        super::crash::altstack(); // long-lived: a stack overflow here is reported too
+        loop {
+            let (mut lane, mut logs, key, deadline_ms) = wait_for(&s, |h| h.job.take());
+            let all = lane.ship_logs(&mut logs, &key, deadline_ms);
+            put(&s, |h| h.done = Some((lane, logs, all)));
+        }
     });
     slot
 }
