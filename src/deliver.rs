@@ -11,6 +11,31 @@
 //!   billed post-runtime time to every invocation.
 //! * Any other 4xx: refused for good (it would never pass), dropped.
 
+/// What the shipper did, for the exit line (both shells).
+#[derive(Debug, Default, Clone)]
+pub struct ShipStats {
+    pub sent_payloads: u64,
+    pub sent_bytes: u64,
+    pub retries: u64,
+    pub dropped_payloads: u64,
+}
+
+impl ShipStats {
+    pub fn add(&mut self, o: &ShipStats) {
+        self.sent_payloads += o.sent_payloads;
+        self.sent_bytes += o.sent_bytes;
+        self.retries += o.retries;
+        self.dropped_payloads += o.dropped_payloads;
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "intake: {} payloads / {} bytes sent, {} retries, {} payloads dropped",
+            self.sent_payloads, self.sent_bytes, self.retries, self.dropped_payloads
+        )
+    }
+}
+
 /// Attempts per payload in one flush (the first one and two retries).
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Below this much time left, no attempt starts.

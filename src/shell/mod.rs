@@ -226,15 +226,7 @@ pub fn run() -> i32 {
                 continue;
             }
             Action::Exit => {
-                let st = &shipper.stats;
-                log::debug!(
-                    "exiting: {}; intake: {} payloads / {} bytes sent, {} retries, {} payloads dropped",
-                    core.stats.summary(),
-                    st.sent_payloads,
-                    st.sent_bytes,
-                    st.retries,
-                    st.dropped_payloads
-                );
+                log::debug!("exiting: {}; {}", core.stats.summary(), shipper.stats.summary());
                 // (Exit comes ≥ 200 ms before the deadline: room for this.)
                 listener::settle(std::time::Duration::from_millis(50));
                 return 0;

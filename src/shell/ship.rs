@@ -20,20 +20,12 @@
 
 use super::net::Client;
 use crate::datadog::Datadog;
-use crate::deliver::{Delivery, Verdict};
+use crate::deliver::{Delivery, ShipStats, Verdict};
 use crate::logs::Logs;
 use crate::metrics::Metrics;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Default, Clone)]
-pub struct ShipStats {
-    pub sent_payloads: u64,
-    pub sent_bytes: u64,
-    pub retries: u64,
-    pub dropped_payloads: u64,
-}
 
 /// A logs job for the worker, and what it hands back.
 type Job = (Lane, Logs, String, i64);
@@ -210,11 +202,7 @@ impl Shipper {
             None => all &= dd.logs.as_mut().is_none_or(|l| ll.ship_logs(l, key, deadline_ms)),
         }
         for lane in &mut self.lanes {
-            let st = std::mem::take(&mut lane.stats);
-            self.stats.sent_payloads += st.sent_payloads;
-            self.stats.sent_bytes += st.sent_bytes;
-            self.stats.retries += st.retries;
-            self.stats.dropped_payloads += st.dropped_payloads;
+            self.stats.add(&std::mem::take(&mut lane.stats));
         }
         all
     }

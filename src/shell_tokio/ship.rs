@@ -5,19 +5,11 @@
 //! before `next`.
 
 use crate::datadog::Datadog;
-use crate::deliver::{Delivery, Verdict};
+use crate::deliver::{Delivery, ShipStats, Verdict};
 use hyper::body::Bytes;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-#[derive(Debug, Default, Clone)]
-pub struct ShipStats {
-    pub sent_payloads: u64,
-    pub sent_bytes: u64,
-    pub retries: u64,
-    pub dropped_payloads: u64,
-}
 
 pub struct Shipper {
     client: reqwest::Client,
