@@ -159,35 +159,22 @@ impl Client {
         deadline: Option<Instant>,
         sent: &mut dyn FnMut(),
     ) -> io::Result<Response> {
-        self.send_inner(method, url, headers, body, deadline, sent).map_err(explain)
-    }
-
-    fn send_inner(
-        &mut self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        deadline: Option<Instant>,
-        sent: &mut dyn FnMut(),
-    ) -> io::Result<Response> {
         let (tls, host, port, path) = httpc::split_url(url).ok_or_else(|| bad_url(url))?;
         let key = format!("{tls}{host}:{port}");
         let host_header = if port == if tls { 443 } else { 80 } { host.to_string() } else { format!("{host}:{port}") };
-        // Head and body are written separately: a logs body can be 5 MiB,
-        // and copying it into one request buffer cost an allocation (with
-        // musl: a fresh mmap, page faults, munmap) per flush.
+        // The head is built apart from the body (they go out in one writev):
+        // a logs body can be 5 MiB, and copying it behind the head cost an
+        // allocation (with musl: a fresh mmap, page faults, munmap) per flush.
         let head = httpc::request_head(method, &host_header, if path.is_empty() { "/" } else { path }, headers, body.len());
         let mut reused = self.idle.remove(&key);
         loop {
             let was_reused = reused.is_some();
             let mut stream = match reused.take() {
                 Some(s) => s,
-                None => connect(tls, host, port, deadline)?,
+                None => connect(tls, host, port, deadline).map_err(explain)?,
             };
             match exchange(&mut stream, &head, body, method == "HEAD", deadline, sent) {
-                Ok((resp, got_bytes)) => {
-                    let _ = got_bytes;
+                Ok((resp, _)) => {
                     if resp.keep_alive {
                         self.idle.insert(key, stream);
                     }
@@ -195,7 +182,7 @@ impl Client {
                 }
                 // A kept-alive connection the server closed meanwhile: once more on a fresh one.
                 Err((e, false)) if was_reused && e.kind() != io::ErrorKind::TimedOut => continue,
-                Err((e, _)) => return Err(e),
+                Err((e, _)) => return Err(explain(e)),
             }
         }
     }
