@@ -211,8 +211,29 @@ fn send_report(p: &Prepared) {
     }
 }
 
+/// Where a crash goes now: `init/error` until init is done, then `exit/error`.
+pub fn error_path() -> &'static str {
+    if INIT_DONE.load(Ordering::Relaxed) {
+        "exit/error"
+    } else {
+        "init/error"
+    }
+}
+
+/// The test hook at an INVOKE (both shells): with `SLIMCAP_CRASH_TEST` set,
+/// `overflow` overflows the stack, anything else panics.
+pub fn test_at_invoke(crash_test: Option<&str>) {
+    match crash_test {
+        Some("overflow") => {
+            std::hint::black_box(overflow(1));
+        }
+        Some(_) => panic!("SLIMCAP_CRASH_TEST is set"),
+        None => {}
+    }
+}
+
 /// SLIMCAP_CRASH_TEST=overflow: recurses until the stack overflows.
-pub fn overflow(n: u64) -> u64 {
+fn overflow(n: u64) -> u64 {
     let frame = std::hint::black_box([n; 32]);
     if n == 0 {
         return 0;

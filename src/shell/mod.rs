@@ -258,11 +258,8 @@ pub fn run() -> i32 {
                     log::warn!("ignoring unknown event from next: {t}");
                 }
                 let invoke = matches!(ev, Event::Invoke { .. });
-                if invoke && crash_test.is_some() {
-                    if crash_test.as_deref() == Some("overflow") {
-                        std::hint::black_box(crash::overflow(1));
-                    }
-                    panic!("SLIMCAP_CRASH_TEST is set");
+                if invoke {
+                    crash::test_at_invoke(crash_test.as_deref());
                 }
                 core.on_event(ev, now_ms());
                 if invoke {
@@ -297,7 +294,6 @@ fn crash_reporter(api: &RuntimeApi, runtime_api: &str) {
         }
         let msg = format!("slimcap crashed: {info}");
         eprintln!("[slimcap] ERROR {msg}");
-        let which = if crash::INIT_DONE.load(std::sync::atomic::Ordering::Relaxed) { "exit/error" } else { "init/error" };
-        let _ = api.report_error(which, "Extension.Crash", &msg);
+        let _ = api.report_error(crash::error_path(), "Extension.Crash", &msg);
     }));
 }

@@ -238,11 +238,8 @@ async fn main_loop() -> i32 {
                     log::warn!("ignoring unknown event from next: {t}");
                 }
                 let invoke = matches!(ev, Event::Invoke { .. });
-                if invoke && crash_test.is_some() {
-                    if crash_test.as_deref() == Some("overflow") {
-                        std::hint::black_box(crash::overflow(1));
-                    }
-                    panic!("SLIMCAP_CRASH_TEST is set");
+                if invoke {
+                    crash::test_at_invoke(crash_test.as_deref());
                 }
                 core.on_event(ev, now_ms());
                 if invoke {
@@ -284,11 +281,7 @@ fn crash_reporter(api: &RuntimeApi, runtime_api: &str) {
         }
         let msg = format!("slimcap crashed: {info}");
         eprintln!("[slimcap] ERROR {msg}");
-        let which = if crash::INIT_DONE.load(Ordering::Relaxed) {
-            "exit/error"
-        } else {
-            "init/error"
-        };
+        let which = crash::error_path();
         let api = api.fresh();
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
