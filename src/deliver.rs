@@ -28,6 +28,29 @@ impl ShipStats {
         self.dropped_payloads += o.dropped_payloads;
     }
 
+    /// Counts one attempt's verdict on a payload of `len` bytes sent to
+    /// `url`, with its log line (`why`: the answer's status or the error).
+    pub fn note(&mut self, v: Verdict, url: &str, len: usize, why: &str) {
+        match v {
+            Verdict::Delivered => {
+                self.sent_payloads += 1;
+                self.sent_bytes += len as u64;
+            }
+            Verdict::Refused => {
+                self.dropped_payloads += 1;
+                log::error!("intake refused {len} bytes to {url}: {why}; dropped");
+            }
+            Verdict::Keep => {
+                self.retries += 1;
+                log::warn!("intake {url}: {why}; keeping {len} bytes for the next flush");
+            }
+            Verdict::RetryAfter(ms) => {
+                self.retries += 1;
+                log::debug!("intake {url}: {why}; retrying in {ms} ms");
+            }
+        }
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "intake: {} payloads / {} bytes sent, {} retries, {} payloads dropped",
@@ -148,6 +171,19 @@ mod tests {
         let (v, t) = run(60, 5, &[None, None]);
         assert_eq!(v, [Verdict::RetryAfter(20), Verdict::Keep]);
         assert_eq!(t, [60, 35]);
+    }
+
+    #[test]
+    fn stats_count_each_verdict() {
+        let mut st = ShipStats::default();
+        for v in [Verdict::Delivered, Verdict::RetryAfter(20), Verdict::Keep, Verdict::Refused, Verdict::Delivered] {
+            st.note(v, "https://x/api/v2/logs", 100, "HTTP 500");
+        }
+        assert_eq!((st.sent_payloads, st.sent_bytes, st.retries, st.dropped_payloads), (2, 200, 2, 1));
+        let mut total = ShipStats::default();
+        total.add(&st);
+        total.add(&st);
+        assert_eq!((total.sent_payloads, total.sent_bytes, total.retries, total.dropped_payloads), (4, 400, 4, 2));
     }
 
     #[test]

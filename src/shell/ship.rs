@@ -248,8 +248,7 @@ impl Lane {
     fn ship_metrics(&mut self, m: &mut Metrics, key: &str, deadline_ms: i64) -> bool {
         while let Some(body) = m.take_payload() {
             match self.send(key, &body, deadline_ms) {
-                Verdict::Delivered => {}
-                Verdict::Refused => self.stats.dropped_payloads += 1,
+                Verdict::Delivered | Verdict::Refused => {}
                 _ => {
                     m.put_back(body);
                     return false;
@@ -265,7 +264,7 @@ impl Lane {
             match self.send(key, batch.json(), deadline_ms) {
                 // Its memory serves the next batch (no fresh allocation per flush).
                 Verdict::Delivered => l.recycle(batch),
-                Verdict::Refused => self.stats.dropped_payloads += 1,
+                Verdict::Refused => {}
                 _ => {
                     l.put_back(batch);
                     return false;
@@ -295,24 +294,11 @@ impl Lane {
                 Err(e) => (None, e.to_string()),
             };
             let verdict = delivery.verdict(status, super::now_ms());
+            self.stats.note(verdict, url, body.len(), &why);
             match verdict {
-                Verdict::Delivered => {
-                    self.stats.sent_payloads += 1;
-                    self.stats.sent_bytes += body.len() as u64;
-                }
-                Verdict::Refused => log::error!("intake refused {} bytes to {url}: {why}; dropped", body.len()),
-                Verdict::Keep => {
-                    self.stats.retries += 1;
-                    log::warn!("intake {url}: {why}; keeping {} bytes for the next flush", body.len());
-                }
-                Verdict::RetryAfter(ms) => {
-                    self.stats.retries += 1;
-                    log::debug!("intake {url}: {why}; retrying in {ms} ms");
-                    std::thread::sleep(Duration::from_millis(ms));
-                    continue;
-                }
+                Verdict::RetryAfter(ms) => std::thread::sleep(Duration::from_millis(ms)),
+                v => return v,
             }
-            return verdict;
         }
     }
 }

@@ -144,8 +144,7 @@ impl Shipper {
                     .send(&url, "application/x-protobuf", &body, deadline_ms)
                     .await
                 {
-                    Verdict::Delivered => {}
-                    Verdict::Refused => self.stats.dropped_payloads += 1,
+                    Verdict::Delivered | Verdict::Refused => {}
                     _ => {
                         m.put_back(body);
                         all = false;
@@ -161,8 +160,7 @@ impl Shipper {
                     .send(&url, "application/json", &batch.to_json(), deadline_ms)
                     .await
                 {
-                    Verdict::Delivered => {}
-                    Verdict::Refused => self.stats.dropped_payloads += 1,
+                    Verdict::Delivered | Verdict::Refused => {}
                     _ => {
                         l.put_back(batch);
                         all = false;
@@ -204,24 +202,11 @@ impl Shipper {
                 Err(e) => (None, super::error_chain(&e)),
             };
             let verdict = delivery.verdict(status, super::now_ms());
+            self.stats.note(verdict, url, len, &why);
             match verdict {
-                Verdict::Delivered => {
-                    self.stats.sent_payloads += 1;
-                    self.stats.sent_bytes += len as u64;
-                }
-                Verdict::Refused => log::error!("intake refused {len} bytes to {url}: {why}; dropped"),
-                Verdict::Keep => {
-                    self.stats.retries += 1;
-                    log::warn!("intake {url}: {why}; keeping {len} bytes for the next flush");
-                }
-                Verdict::RetryAfter(ms) => {
-                    self.stats.retries += 1;
-                    log::debug!("intake {url}: {why}; retrying in {ms} ms");
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    continue;
-                }
+                Verdict::RetryAfter(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                v => return v,
             }
-            return verdict;
         }
     }
 }
