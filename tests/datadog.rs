@@ -715,18 +715,31 @@ fn logs_disabled_subscribes_to_platform_only_and_sends_no_logs() {
 
 // --------------------------------------------------------- flush strategies
 
-/// `end`: exactly one flush per invocation, after its runtimeDone and
-/// before its `next`, carrying that invocation's lines.
-#[test]
-fn flush_end_once_per_invocation_before_next() {
+/// One sandbox under `env`: an invocation per duration (ms), the i-th logging
+/// `line {i}`, then SHUTDOWN; no intake request may span a freeze. Returns
+/// the intake, the outcomes and every intake request.
+fn flush_run(
+    env: &[(&str, &str)],
+    durations: impl IntoIterator<Item = u64>,
+) -> (FakeIntake, Vec<InvokeOutcome>, Vec<IntakeRequest>) {
     let intake = FakeIntake::start();
-    let emu = start(config(&intake, &env_with(&[])));
-    let outs: Vec<InvokeOutcome> = (0..5)
-        .map(|i| emu.invoke(Invocation::new(30).log(&format!("line {i}"))))
+    let emu = start(config(&intake, env));
+    let outs: Vec<InvokeOutcome> = durations
+        .into_iter()
+        .enumerate()
+        .map(|(i, ms)| emu.invoke(Invocation::new(ms).log(&format!("line {i}"))))
         .collect();
     finish(&emu, &intake, "spindown");
     no_request_spans_a_freeze(&emu, &intake);
     let reqs = intake.requests();
+    (intake, outs, reqs)
+}
+
+/// `end`: exactly one flush per invocation, after its runtimeDone and
+/// before its `next`, carrying that invocation's lines.
+#[test]
+fn flush_end_once_per_invocation_before_next() {
+    let (intake, outs, reqs) = flush_run(&env_with(&[]), [30; 5]);
     for (i, o) in outs.iter().enumerate() {
         ok(o);
         let w = window(o);
@@ -761,17 +774,8 @@ fn flush_end_once_per_invocation_before_next() {
 #[test]
 fn flush_end_with_interval_at_most_once_per_interval() {
     const MS: f64 = 500.0;
-    let intake = FakeIntake::start();
-    let emu = start(config(
-        &intake,
-        &[("DD_SERVERLESS_FLUSH_STRATEGY", "end,500")],
-    ));
-    let outs: Vec<InvokeOutcome> = (0..10)
-        .map(|i| emu.invoke(Invocation::new(100).log(&format!("line {i}"))))
-        .collect();
-    finish(&emu, &intake, "spindown");
-    no_request_spans_a_freeze(&emu, &intake);
-    let reqs = intake.requests();
+    let (intake, outs, reqs) =
+        flush_run(&[("DD_SERVERLESS_FLUSH_STRATEGY", "end,500")], [100; 10]);
     let mut flush_starts = vec![];
     for o in &outs {
         ok(o);
@@ -812,17 +816,8 @@ fn flush_end_with_interval_at_most_once_per_interval() {
 #[test]
 fn flush_periodically_never_waits_for_runtime_done() {
     const MS: f64 = 400.0;
-    let intake = FakeIntake::start();
-    let emu = start(config(
-        &intake,
-        &[("DD_SERVERLESS_FLUSH_STRATEGY", "periodically,400")],
-    ));
-    let outs: Vec<InvokeOutcome> = (0..6)
-        .map(|i| emu.invoke(Invocation::new(300).log(&format!("line {i}"))))
-        .collect();
-    finish(&emu, &intake, "spindown");
-    no_request_spans_a_freeze(&emu, &intake);
-    let reqs = intake.requests();
+    let (intake, outs, reqs) =
+        flush_run(&[("DD_SERVERLESS_FLUSH_STRATEGY", "periodically,400")], [300; 6]);
     let mut flush_starts = vec![];
     for o in &outs {
         ok(o);
@@ -852,16 +847,7 @@ fn flush_periodically_never_waits_for_runtime_done() {
 /// without waiting for runtimeDone).
 #[test]
 fn flush_adaptive_default_switches_from_end_to_periodic() {
-    let intake = FakeIntake::start();
-    let emu = start(config(&intake, &[]));
-    let mut outs = vec![];
-    for i in 0..22 {
-        let d = if i < 19 { 5 } else { 300 };
-        outs.push(emu.invoke(Invocation::new(d).log(&format!("line {i}"))));
-    }
-    finish(&emu, &intake, "spindown");
-    no_request_spans_a_freeze(&emu, &intake);
-    let reqs = intake.requests();
+    let (intake, outs, reqs) = flush_run(&[], (0..22).map(|i| if i < 19 { 5 } else { 300 }));
     for (i, o) in outs.iter().enumerate() {
         ok(o);
         let sk = in_window(&reqs, SKETCHES, window(o));
