@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const SERVER: &str = r#"
@@ -41,6 +41,24 @@ fn sh(dir: &Path, cmd: &str) {
     assert!(ok.success(), "failed: {cmd}");
 }
 
+/// Starts the Python TLS server on `dir`'s server.pem/server.key, logging
+/// what it receives to `log`; returns it and its `https://localhost:PORT`.
+fn tls_server(dir: &Path, log: &Path, stderr: Stdio) -> (Child, String) {
+    let mut server = Command::new("python3")
+        .arg("-c")
+        .arg(SERVER)
+        .arg(dir)
+        .arg(log)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().parse().expect("server port");
+    (server, format!("https://localhost:{port}"))
+}
+
 #[test]
 fn ships_over_tls13_verifying_the_ca_bundle() {
     let dir = tempdir();
@@ -49,18 +67,7 @@ fn ships_over_tls13_verifying_the_ca_bundle() {
     sh(&dir, "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj /CN=localhost");
     sh(&dir, "printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf");
     let log = dir.join("requests.jsonl");
-    let mut server = Command::new("python3")
-        .arg("-c")
-        .arg(SERVER)
-        .arg(&dir)
-        .arg(&log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port: u16 = line.trim().parse().expect("server port");
-    let url = format!("https://localhost:{port}");
+    let (mut server, url) = tls_server(&dir, &log, Stdio::inherit());
 
     let intake = FakeIntake::start(); // unused: the TLS server is the intake here
     let ca = dir.join("ca.pem").display().to_string();
@@ -87,18 +94,7 @@ fn an_untrusted_certificate_is_refused_and_the_function_unaffected() {
     sh(&dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=trusted-ca");
     sh(&dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.pem -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost");
     let log = dir.join("requests.jsonl");
-    let mut server = Command::new("python3")
-        .arg("-c")
-        .arg(SERVER)
-        .arg(&dir)
-        .arg(&log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = format!("https://localhost:{}", line.trim());
+    let (mut server, url) = tls_server(&dir, &log, Stdio::null()); // (its handshake errors are expected)
     let intake = FakeIntake::start();
     let ca = dir.join("ca.pem").display().to_string();
     let emu = start(config(
