@@ -519,11 +519,11 @@ fn log_delivery(seq: usize) -> (Vec<u8>, usize) {
 
 fn ingest(secs: f64, only: Option<&str>) {
     use slimcap::config::Config as SConfig;
-    use slimcap::core::{Core, FlushAtEnd, NullSink};
-    use slimcap::datadog::Datadog;
-    use slimcap::extapi::Registration;
-    use slimcap::flush::{FlushControl, Strategy};
-    use slimcap::telemetry::parse_batch;
+    use slimcap::lambda::core::{Core, FlushAtEnd, NullSink};
+    use slimcap::datadog::sink::Datadog;
+    use slimcap::lambda::extapi::Registration;
+    use slimcap::datadog::flush::{FlushControl, Strategy};
+    use slimcap::lambda::telemetry::parse_batch;
 
     let cfg_with = |extra: &[(&str, &str)]| {
         let mut env = vec![

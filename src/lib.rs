@@ -6,22 +6,10 @@
 //! sockets and threads; the tokio A/B build swaps only the shell.
 
 pub mod config;
-pub mod json;
-pub mod telemetry;
-pub mod time;
-pub mod http1;
-pub mod httpc;
-pub mod extapi;
-pub mod core;
-pub mod sketch;
-pub mod proto;
-pub mod metrics;
-pub mod logs;
-pub mod flush;
-pub mod deliver;
+pub mod lambda;
 pub mod datadog;
-pub mod sigv4;
-pub mod secrets;
+pub mod wire;
+pub mod aws;
 pub mod shell;
 #[cfg(feature = "tokio")]
 pub mod shell_tokio;

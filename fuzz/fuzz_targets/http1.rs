@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slimcap::http1::{Event, RequestReader};
+use slimcap::wire::http1::{Event, RequestReader};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Out {

@@ -7,9 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slimcap::json::{self, Reader, Type, Value};
-use slimcap::telemetry;
-use slimcap::time;
+use slimcap::wire::json::{self, Reader, Type, Value};
+use slimcap::lambda::telemetry;
+use slimcap::wire::time;
 
 fn walk(v: Value<'_>, depth: usize) -> usize {
     assert!(depth <= json::MAX_DEPTH + 1);

@@ -4,7 +4,7 @@
 //! `exit/error` (`Extension.Crash`) before the process dies of it.
 //!
 //! Everything is prepared by [`arm`], after `register`: the whole request
-//! (`crate::extapi::CrashRequest`) and the Runtime API's socket address. The
+//! (`crate::lambda::extapi::CrashRequest`) and the Runtime API's socket address. The
 //! handler then only patches bytes and calls async-signal-safe functions
 //! (socket, setsockopt, connect, send, read, close, write, raise). The
 //! handlers are installed with `SA_RESETHAND`: the default action is back
@@ -16,7 +16,7 @@
 //! panic message) claims it with [`claim`] first, and the SIGABRT of the
 //! abort that follows is then not reported again.
 
-use crate::extapi::CrashRequest;
+use crate::lambda::extapi::CrashRequest;
 use std::ffi::{c_int, c_void};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};

@@ -13,8 +13,8 @@
 //! JSON array or a malformed request, 413 above the body limit.
 
 use super::Msg;
-use crate::http1::{self, Event, Request, RequestReader};
-use crate::telemetry;
+use crate::wire::http1::{self, Event, Request, RequestReader};
+use crate::lambda::telemetry;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -18,12 +18,12 @@ mod secrets;
 mod ship;
 
 use crate::config::{Config, SubscribeMode};
-use crate::core::{Action, Core};
-use crate::flush::{FlushControl, Strategy};
-use crate::datadog::Datadog;
-use crate::extapi::{self, Event, SubscribeOutcome};
-use crate::telemetry::Batch;
-use crate::extapi::ApiError;
+use crate::lambda::core::{Action, Core};
+use crate::datadog::flush::{FlushControl, Strategy};
+use crate::datadog::sink::Datadog;
+use crate::lambda::extapi::{self, Event, SubscribeOutcome};
+use crate::lambda::telemetry::Batch;
+use crate::lambda::extapi::ApiError;
 use runtime_api::RuntimeApi;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,6 @@
 //! Blocking HTTP/1.1 over `TcpStream` (and rustls for HTTPS) with one
 //! kept-alive connection per `scheme://host:port`. Messages are shaped by
-//! `crate::httpc`; this file only moves bytes and enforces deadlines.
+//! `crate::wire::httpc`; this file only moves bytes and enforces deadlines.
 //!
 //! TLS: rustls with a hand-picked ring provider (TLS 1.3 only: AES-128-GCM
 //! and ChaCha20-Poly1305, X25519; no TLS 1.2 code is linked) and the
@@ -9,7 +9,7 @@
 //! so no root certificates are compiled in and nothing of TLS runs before
 //! `register`. Measured in size-reports/flags.md.
 
-use crate::httpc::{self, Response, ResponseReader};
+use crate::wire::httpc::{self, Response, ResponseReader};
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -1,11 +1,11 @@
 //! The Extensions and Telemetry API calls over plain HTTP to
 //! `AWS_LAMBDA_RUNTIME_API` (a loopback `host:port`): one kept-alive
 //! connection per handle, no resolver thread, no TLS. Request bodies and
-//! answer parsing live in `crate::extapi`; this file only moves bytes.
+//! answer parsing live in `crate::lambda::extapi`; this file only moves bytes.
 
 use super::net::Client;
-use crate::extapi::{self, ApiError, Event, Registration, SubscribeOutcome};
-use crate::httpc::Response;
+use crate::lambda::extapi::{self, ApiError, Event, Registration, SubscribeOutcome};
+use crate::wire::httpc::Response;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -9,7 +9,7 @@
 //! Errors are readable and never hold the key, the secret or the
 //! credentials (transport errors name the URL and the failure, not headers).
 
-use crate::secrets::{self, Failure, Setup};
+use crate::aws::secrets::{self, Failure, Setup};
 use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,7 +77,7 @@ fn fetch_once(setup: &Setup, secret_id: &str) -> Result<String, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigv4;
+    use crate::aws::sigv4;
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
@@ -168,7 +168,7 @@ mod tests {
         let mut body = String::from("{\"ARN\":\"");
         body.push_str(ARN);
         body.push_str("\",\"Name\":\"dd-key\",\"SecretString\":");
-        crate::json::write_str(&mut body, secret);
+        crate::wire::json::write_str(&mut body, secret);
         body.push_str(",\"VersionId\":\"v1\",\"CreatedDate\":1.7E9}");
         (200, body)
     }

@@ -1,7 +1,7 @@
 //! Ships buffered payloads to the Datadog intake over HTTPS (`shell::net`:
 //! rustls, TLS 1.3), one kept-alive connection per intake host.
 //!
-//! * Timeouts, retries and drops follow `crate::deliver` (I/O-free, shared
+//! * Timeouts, retries and drops follow `crate::datadog::deliver` (I/O-free, shared
 //!   with the tokio shell): a flush never outlives its deadline, 429/5xx and
 //!   transport errors are retried ≤ 3 times, other 4xx drop the payload;
 //!   whatever is not delivered is put back for the next flush.
@@ -19,10 +19,10 @@
 //!   payloads that are small and travel inside the AWS region.
 
 use super::net::Client;
-use crate::datadog::Datadog;
-use crate::deliver::{Delivery, ShipStats, Verdict};
-use crate::logs::Logs;
-use crate::metrics::Metrics;
+use crate::datadog::sink::Datadog;
+use crate::datadog::deliver::{Delivery, ShipStats, Verdict};
+use crate::datadog::logs::Logs;
+use crate::datadog::metrics::Metrics;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};

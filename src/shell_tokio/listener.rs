@@ -7,7 +7,7 @@
 //! methods; 503 once the core has gone.
 
 use super::Msg;
-use crate::telemetry::parse_batch;
+use crate::lambda::telemetry::parse_batch;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;

@@ -25,12 +25,12 @@ mod secrets;
 mod ship;
 
 use crate::config::SubscribeMode;
-use crate::core::{Action, Core};
-use crate::datadog::Datadog;
-use crate::extapi::{Event, SubscribeOutcome};
-use crate::flush::{FlushControl, Strategy};
-use crate::telemetry::Batch;
-use crate::extapi::ApiError;
+use crate::lambda::core::{Action, Core};
+use crate::datadog::sink::Datadog;
+use crate::lambda::extapi::{Event, SubscribeOutcome};
+use crate::datadog::flush::{FlushControl, Strategy};
+use crate::lambda::telemetry::Batch;
+use crate::lambda::extapi::ApiError;
 use runtime_api::RuntimeApi;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

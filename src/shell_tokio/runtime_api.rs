@@ -1,9 +1,9 @@
 //! The Extensions and Telemetry API calls with reqwest, bodies with serde,
 //! as typical Rust extensions write them. Answers map onto the core's types
-//! (`crate::extapi`), with the std shell's semantics.
+//! (`crate::lambda::extapi`), with the std shell's semantics.
 
 use crate::config::Config;
-use crate::extapi::{self, ApiError, Event, Registration, SubscribeOutcome};
+use crate::lambda::extapi::{self, ApiError, Event, Registration, SubscribeOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -1,11 +1,11 @@
 //! `DD_API_KEY_SECRET_ARN` for the tokio shell: the core's signed
-//! `GetSecretValue` request (`crate::secrets`) sent with reqwest on a task,
+//! `GetSecretValue` request (`crate::aws::secrets`) sent with reqwest on a task,
 //! with the std shell's rules (`crate::shell::secrets`): started after the
 //! first `next`, up to [`ATTEMPTS`] tries of [`ATTEMPT_TIMEOUT`] each, only
 //! transport errors, 5xx, 429 and throttling retried; errors never hold the
 //! key, the secret or the credentials.
 
-use crate::secrets::{self, Failure, Setup};
+use crate::aws::secrets::{self, Failure, Setup};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 

@@ -1,11 +1,11 @@
 //! Ships buffered payloads to the Datadog intake with reqwest (rustls),
 //! with the std shell's rules: timeouts, retries and drops decided by
-//! `crate::deliver` (I/O-free, shared), undelivered payloads put back; a
+//! `crate::datadog::deliver` (I/O-free, shared), undelivered payloads put back; a
 //! warm-up task opens the intake connections after INVOKE and is awaited
 //! before `next`.
 
-use crate::datadog::Datadog;
-use crate::deliver::{Delivery, ShipStats, Verdict};
+use crate::datadog::sink::Datadog;
+use crate::datadog::deliver::{Delivery, ShipStats, Verdict};
 use hyper::body::Bytes;
 use std::time::Duration;
 use tokio::sync::oneshot;

@@ -111,7 +111,7 @@ pub fn for_each_field<'a>(body: &'a [u8], mut f: impl FnMut(&str, Value<'a>)) ->
 /// asks for are validated and skipped.
 ///
 /// ```
-/// # use slimcap::json::Reader;
+/// # use slimcap::wire::json::Reader;
 /// let mut r = Reader::new(r#"{"a":{"b":[1,2]},"c":"x"}"#);
 /// let mut sum = 0;
 /// r.object(|k, r| {

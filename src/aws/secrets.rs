@@ -18,8 +18,8 @@
 //!
 //! No error message here ever holds the secret, the key or the credentials.
 
-use crate::json;
-use crate::sigv4::{self, Credentials};
+use crate::wire::json;
+use crate::aws::sigv4::{self, Credentials};
 
 pub const SERVICE: &str = "secretsmanager";
 pub const TARGET: &str = "secretsmanager.GetSecretValue";

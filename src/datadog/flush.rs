@@ -187,7 +187,7 @@ impl FlushControl {
     }
 }
 
-impl crate::core::FlushPolicy for FlushControl {
+impl crate::lambda::core::FlushPolicy for FlushControl {
     fn wait_for_runtime_done(&self) -> bool {
         FlushControl::wait_for_runtime_done(self)
     }

@@ -178,7 +178,7 @@ pub fn kind_name(k: &Kind) -> &'static str {
 // instances' platform.report carries metrics.durationMs only). Every field is
 // therefore optional here, and a field of the wrong JSON type reads as None.
 
-use crate::json::{Error, Reader, Type, Value};
+use crate::wire::json::{Error, Reader, Type, Value};
 use std::borrow::Cow;
 
 /// Parses one POSTed Telemetry API batch (a JSON array of records).
@@ -231,7 +231,7 @@ fn read_record(r: &mut Reader<'_>) -> Result<Option<Record>, Error> {
     let mut deferred: Option<Value<'_>> = None;
     let is_obj = r.object(|k, r| {
         match k {
-            "time" => time_ms = r.string()?.and_then(|t| crate::time::parse_rfc3339(&t)),
+            "time" => time_ms = r.string()?.and_then(|t| crate::wire::time::parse_rfc3339(&t)),
             "type" if ty.is_none() => ty = r.string()?,
             "record" if kind.is_none() && deferred.is_none() => match &ty {
                 // The platform writes `type` before `record`: parse in place.
@@ -428,7 +428,7 @@ fn spans(r: R<'_, '_>) -> Result<Vec<Span>, Error> {
         let is_obj = r.object(|k, r| {
             match k {
                 "name" => sp.name = s(r)?.unwrap_or_default(),
-                "start" => sp.start_ms = r.string()?.and_then(|t| crate::time::parse_rfc3339(&t)),
+                "start" => sp.start_ms = r.string()?.and_then(|t| crate::wire::time::parse_rfc3339(&t)),
                 "durationMs" => sp.duration_ms = f(r)?,
                 _ => {}
             }
@@ -709,7 +709,7 @@ mod tests {
                 produced_bytes: Some(8),
                 spans: vec![Span {
                     name: "responseLatency".into(),
-                    start_ms: crate::time::parse_rfc3339("2022-10-21T14:05:03.165Z"),
+                    start_ms: crate::wire::time::parse_rfc3339("2022-10-21T14:05:03.165Z"),
                     duration_ms: Some(2598.0),
                 }],
             }
@@ -746,7 +746,7 @@ mod tests {
         );
         assert_eq!(
             r[4].time_ms,
-            crate::time::parse_rfc3339("2024-04-24T12:34:56.789Z")
+            crate::wire::time::parse_rfc3339("2024-04-24T12:34:56.789Z")
         );
     }
 
@@ -1331,7 +1331,7 @@ mod tests {
                     body.remove(at);
                 }
             }
-            let valid_array = crate::json::parse_bytes(&body)
+            let valid_array = crate::wire::json::parse_bytes(&body)
                 .ok()
                 .and_then(|v| v.as_array().map(|a| a.count()));
             match (parse_batch(&body), valid_array) {

@@ -1,7 +1,7 @@
 //! Extensions API (2020-01-01) and Telemetry API (2022-07-01) messages:
 //! request bodies we send and answers we parse. No I/O here.
 
-use crate::json;
+use crate::wire::json;
 
 /// The answer to `register`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -196,7 +196,7 @@ impl CrashRequest {
         let ty = "Extension.Crash";
         // error_body(ty, "slimcap crashed: SIGNAME"), spelled out (checked by a test).
         const BODY: &str = r#"{"errorMessage":"slimcap crashed: SIGNAME","errorType":"Extension.Crash","stackTrace":[]}"#;
-        let mut bytes = crate::httpc::request_head(
+        let mut bytes = crate::wire::httpc::request_head(
             "POST",
             host,
             "/2020-01-01/extension/init/error",
@@ -310,7 +310,7 @@ mod tests {
             assert!(head.ends_with(&format!("\r\nContent-Length: {}", body.len())), "{head}");
             let msg = format!("slimcap crashed: {}", &sig[..sig.len().min(7)]);
             assert_eq!(body.replacen("\" ,", "\",", 1), error_body("Extension.Crash", &msg), "{body}");
-            assert!(crate::json::for_each_field(body.as_bytes(), |_, _| {}), "{body}");
+            assert!(crate::wire::json::for_each_field(body.as_bytes(), |_, _| {}), "{body}");
         }
     }
 }

@@ -86,7 +86,7 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> hmac::Tag {
 /// `YYYYMMDDTHHMMSSZ` (the `x-amz-date` format) for Unix epoch seconds.
 pub fn amz_date(epoch_secs: i64) -> String {
     // RFC 3339 "YYYY-MM-DDTHH:MM:SS.mmmZ" minus the separators and fraction.
-    let b = crate::time::format_rfc3339_bytes(epoch_secs.saturating_mul(1000));
+    let b = crate::wire::time::format_rfc3339_bytes(epoch_secs.saturating_mul(1000));
     let mut s = String::with_capacity(16);
     for &c in &b[..19] {
         if c != b'-' && c != b':' {

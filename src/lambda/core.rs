@@ -7,8 +7,8 @@
 //! sandbox freezes once everyone waits in `next`), how long to wait for
 //! `platform.runtimeDone`, and how to spend the SHUTDOWN budget.
 
-use crate::extapi::Event;
-use crate::telemetry::{Kind, Record};
+use crate::lambda::extapi::Event;
+use crate::lambda::telemetry::{Kind, Record};
 
 /// How long to wait at SHUTDOWN for the last `platform.report` (Datadog: 300 ms).
 pub const SHUTDOWN_REPORT_WAIT_MS: i64 = 300;
@@ -81,7 +81,7 @@ impl Stats {
 }
 
 /// What decides whether to flush; implemented by the Datadog side
-/// (`crate::flush`) and by simple policies in tests.
+/// (`crate::datadog::flush`) and by simple policies in tests.
 pub trait FlushPolicy {
     /// Whether `next` must wait for this invocation's `platform.runtimeDone`.
     fn wait_for_runtime_done(&self) -> bool;
@@ -346,7 +346,7 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::Kind;
+    use crate::lambda::telemetry::Kind;
 
     /// A sink that always has something to flush.
     struct Busy(bool);

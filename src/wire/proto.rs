@@ -19,7 +19,7 @@
 //! reaches 128 bytes. Default values (0, empty string) are omitted, as
 //! proto3 encoders do; decoders read them back as defaults.
 
-use crate::sketch::Sketch;
+use crate::datadog::sketch::Sketch;
 
 const VARINT: u32 = 0;
 const FIXED64: u32 = 1;
@@ -118,7 +118,7 @@ pub fn write_sketch<'a, T: AsRef<str>>(
 
 /// The independent prost decoder the end-to-end tests use too.
 #[cfg(test)]
-#[path = "../tests/common/sketch_proto.rs"]
+#[path = "../../tests/common/sketch_proto.rs"]
 mod sketch_proto;
 
 #[cfg(test)]
@@ -225,9 +225,9 @@ pub(crate) mod tests {
         assert_eq!(
             d.k,
             vec![
-                -(crate::sketch::key(3.5) as i32),
+                -(crate::datadog::sketch::key(3.5) as i32),
                 0,
-                crate::sketch::key(2.0) as i32
+                crate::datadog::sketch::key(2.0) as i32
             ]
         );
         assert_eq!(d.n, vec![1, 1, 1]);

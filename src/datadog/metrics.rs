@@ -34,9 +34,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::proto;
-use crate::sketch::Sketch;
-use crate::telemetry::{Kind, Record};
+use crate::wire::proto;
+use crate::datadog::sketch::Sketch;
+use crate::lambda::telemetry::{Kind, Record};
 
 pub const INVOCATIONS: &str = "aws.lambda.enhanced.invocations";
 pub const ERRORS: &str = "aws.lambda.enhanced.errors";
@@ -489,8 +489,8 @@ pub fn runtime_tag(runtime_version: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::tests::{decode, Dogsketch};
-    use crate::telemetry::Log;
+    use crate::wire::proto::tests::{decode, Dogsketch};
+    use crate::lambda::telemetry::Log;
 
     const T0: i64 = 1_700_000_000_000; // a multiple of 10 s
     const RID1: &str = "11111111-aaaa";

@@ -4,11 +4,11 @@
 //! them, putting back what it could not deliver.
 
 use crate::config::Config;
-use crate::core::Sink;
-use crate::extapi::Registration;
-use crate::logs::{Logs, DEFAULT_BUFFER_BYTES};
-use crate::metrics::{Metrics, Options};
-use crate::telemetry::Record;
+use crate::lambda::core::Sink;
+use crate::lambda::extapi::Registration;
+use crate::datadog::logs::{Logs, DEFAULT_BUFFER_BYTES};
+use crate::datadog::metrics::{Metrics, Options};
+use crate::lambda::telemetry::Record;
 
 pub struct Datadog {
     pub metrics: Option<Metrics>,
@@ -124,7 +124,7 @@ impl Sink for Datadog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::{Kind, Log};
+    use crate::lambda::telemetry::{Kind, Log};
 
     fn cfg(vars: &[(&str, &str)]) -> Config {
         Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).0

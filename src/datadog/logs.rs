@@ -43,8 +43,8 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use crate::json::{scan_plain, write_str};
-use crate::telemetry::{Kind, Log, Record};
+use crate::wire::json::{scan_plain, write_str};
+use crate::lambda::telemetry::{Kind, Log, Record};
 
 /// Largest entry the intake takes (longer messages are truncated).
 pub const MAX_LOG_BYTES: usize = 1 << 20;
@@ -985,7 +985,7 @@ mod tests {
             let mut a = Vec::new();
             escape_into(&mut a, s);
             let mut b = String::new();
-            crate::json::write_escaped(&mut b, s);
+            crate::wire::json::write_escaped(&mut b, s);
             assert_eq!(String::from_utf8(a).unwrap(), b, "{s:?}");
         }
     }
