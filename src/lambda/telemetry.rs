@@ -146,27 +146,6 @@ impl Kind {
     }
 }
 
-/// The wire `type` of a known kind; `"unknown"` for [`Kind::Unknown`].
-pub fn kind_name(k: &Kind) -> &'static str {
-    match k {
-        Kind::InitStart { .. } => "platform.initStart",
-        Kind::InitRuntimeDone { .. } => "platform.initRuntimeDone",
-        Kind::InitReport { .. } => "platform.initReport",
-        Kind::Start { .. } => "platform.start",
-        Kind::RuntimeDone { .. } => "platform.runtimeDone",
-        Kind::Report { .. } => "platform.report",
-        Kind::ExtensionState { .. } => "platform.extension",
-        Kind::TelemetrySubscription { .. } => "platform.telemetrySubscription",
-        Kind::LogsDropped { .. } => "platform.logsDropped",
-        Kind::RestoreStart { .. } => "platform.restoreStart",
-        Kind::RestoreRuntimeDone { .. } => "platform.restoreRuntimeDone",
-        Kind::RestoreReport { .. } => "platform.restoreReport",
-        Kind::Function(_) => "function",
-        Kind::Extension(_) => "extension",
-        Kind::Unknown { .. } => "unknown",
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Parsing. One validation pass over the body (json::parse), then one lazy
 // walk over each record; the only allocations are the `String`s and `Vec`s
@@ -267,20 +246,9 @@ fn read_kind(ty: &str, r: Option<&mut Reader<'_>>) -> Result<Option<Kind>, Error
     }
     let mut empty = Reader::new("{}");
     let r = r.unwrap_or(&mut empty);
-    Ok(Some(match ty {
-        "platform.initStart" => init_start(r)?,
-        "platform.initRuntimeDone" => init_runtime_done(r)?,
-        "platform.initReport" => init_report(r)?,
-        "platform.start" => start(r)?,
-        "platform.runtimeDone" => runtime_done(r)?,
-        "platform.report" => report(r)?,
-        "platform.extension" => extension_state(r)?,
-        "platform.telemetrySubscription" => telemetry_subscription(r)?,
-        "platform.logsDropped" => logs_dropped(r)?,
-        "platform.restoreStart" => restore_start(r)?,
-        "platform.restoreRuntimeDone" => restore_runtime_done(r)?,
-        "platform.restoreReport" => restore_report(r)?,
-        _ => Kind::Unknown {
+    Ok(Some(match platform_record(ty, r)? {
+        Some(k) => k,
+        None => Kind::Unknown {
             type_: ty.to_owned(),
         },
     }))
@@ -322,106 +290,142 @@ fn strings(r: R<'_, '_>) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-/// `metrics.durationMs` style: the one f64 member `name` of an object.
-fn metric(r: R<'_, '_>, name: &str) -> Result<Option<f64>, Error> {
-    let mut out = None;
-    fields(r, |k, r| {
-        if k == name {
-            out = f(r)?;
+/// The `platform.*` records, stated once: for each wire type, the [`Kind`]
+/// variant, its fields with the reader and JSON key of each, and at most one
+/// nested object (`metrics`) with fields of its own. Expands to
+/// [`platform_record`] (the per-type decoder: one pass over the object,
+/// unknown keys skipped) and [`kind_name`]. Every field starts empty
+/// (`None`, no elements): a missing field stays so.
+macro_rules! platform_records {
+    ($(
+        $ty:literal => $variant:ident {
+            $($field:ident: $read:ident @ $key:literal),* $(,)?
+            $(; $nested:literal { $($nfield:ident: $nread:ident @ $nkey:literal),* $(,)? })?
         }
-        Ok(())
-    })?;
-    Ok(out)
+    )*) => {
+        /// Decodes the record object of platform type `ty`; `None` for a type
+        /// not in the table.
+        fn platform_record(ty: &str, r: R<'_, '_>) -> Result<Option<Kind>, Error> {
+            Ok(Some(match ty {
+                $($ty => {
+                    $(let mut $field = empty($read);)*
+                    $($(let mut $nfield = empty($nread);)*)?
+                    fields(r, |k, r| {
+                        match k {
+                            $($key => $field = $read(r)?,)*
+                            $($nested => fields(r, |k, r| {
+                                match k {
+                                    $($nkey => $nfield = $nread(r)?,)*
+                                    _ => {}
+                                }
+                                Ok(())
+                            })?,)?
+                            _ => {}
+                        }
+                        Ok(())
+                    })?;
+                    Kind::$variant { $($field,)* $($($nfield,)*)? }
+                })*
+                _ => return Ok(None),
+            }))
+        }
+
+        /// The wire `type` of a known kind; `"unknown"` for [`Kind::Unknown`].
+        pub fn kind_name(k: &Kind) -> &'static str {
+            match k {
+                $(Kind::$variant { .. } => $ty,)*
+                Kind::Function(_) => "function",
+                Kind::Extension(_) => "extension",
+                Kind::Unknown { .. } => "unknown",
+            }
+        }
+    };
 }
 
-fn init_start(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut it, mut ph, mut rv, mut rva, mut fnm, mut fv, mut iid, mut imm) =
-        (None, None, None, None, None, None, None, None);
-    fields(r, |k, r| {
-        match k {
-            "initializationType" => it = s(r)?,
-            "phase" => ph = s(r)?,
-            "runtimeVersion" => rv = s(r)?,
-            "runtimeVersionArn" => rva = s(r)?,
-            "functionName" => fnm = s(r)?,
-            "functionVersion" => fv = s(r)?,
-            "instanceId" => iid = s(r)?,
-            "instanceMaxMemory" => imm = u(r)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::InitStart {
-        initialization_type: it,
-        phase: ph,
-        runtime_version: rv,
-        runtime_version_arn: rva,
-        function_name: fnm,
-        function_version: fv,
-        instance_id: iid,
-        instance_max_memory: imm,
-    })
+/// The empty value of a reader's output type (`None`, `Vec::new()`).
+fn empty<T: Default>(_: fn(R<'_, '_>) -> Result<T, Error>) -> T {
+    T::default()
 }
 
-fn init_runtime_done(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut it, mut ph, mut st, mut et) = (None, None, None, None);
-    fields(r, |k, r| {
-        match k {
-            "initializationType" => it = s(r)?,
-            "phase" => ph = s(r)?,
-            "status" => st = s(r)?,
-            "errorType" => et = s(r)?,
-            _ => {}
+platform_records! {
+    "platform.initStart" => InitStart {
+        initialization_type: s @ "initializationType",
+        phase: s @ "phase",
+        runtime_version: s @ "runtimeVersion",
+        runtime_version_arn: s @ "runtimeVersionArn",
+        function_name: s @ "functionName",
+        function_version: s @ "functionVersion",
+        instance_id: s @ "instanceId",
+        instance_max_memory: u @ "instanceMaxMemory",
+    }
+    "platform.initRuntimeDone" => InitRuntimeDone {
+        initialization_type: s @ "initializationType",
+        phase: s @ "phase",
+        status: s @ "status",
+        error_type: s @ "errorType",
+    }
+    "platform.initReport" => InitReport {
+        initialization_type: s @ "initializationType",
+        phase: s @ "phase",
+        status: s @ "status",
+        error_type: s @ "errorType";
+        "metrics" { duration_ms: f @ "durationMs" }
+    }
+    "platform.start" => Start {
+        request_id: s @ "requestId",
+        version: s @ "version",
+    }
+    "platform.runtimeDone" => RuntimeDone {
+        request_id: s @ "requestId",
+        status: s @ "status",
+        error_type: s @ "errorType",
+        spans: span_list @ "spans";
+        "metrics" { duration_ms: f @ "durationMs", produced_bytes: u @ "producedBytes" }
+    }
+    "platform.report" => Report {
+        request_id: s @ "requestId",
+        status: s @ "status",
+        error_type: s @ "errorType";
+        "metrics" {
+            duration_ms: f @ "durationMs",
+            billed_duration_ms: f @ "billedDurationMs",
+            memory_size_mb: u @ "memorySizeMB",
+            max_memory_used_mb: u @ "maxMemoryUsedMB",
+            init_duration_ms: f @ "initDurationMs",
+            restore_duration_ms: f @ "restoreDurationMs",
         }
-        Ok(())
-    })?;
-    Ok(Kind::InitRuntimeDone {
-        initialization_type: it,
-        phase: ph,
-        status: st,
-        error_type: et,
-    })
+    }
+    "platform.extension" => ExtensionState {
+        name: s @ "name",
+        state: s @ "state",
+        events: strings @ "events",
+        error_type: s @ "errorType",
+    }
+    "platform.telemetrySubscription" => TelemetrySubscription {
+        name: s @ "name",
+        state: s @ "state",
+        types: strings @ "types",
+    }
+    "platform.logsDropped" => LogsDropped {
+        reason: s @ "reason",
+        dropped_records: u @ "droppedRecords",
+        dropped_bytes: u @ "droppedBytes",
+    }
+    "platform.restoreStart" => RestoreStart {
+        runtime_version: s @ "runtimeVersion",
+    }
+    "platform.restoreRuntimeDone" => RestoreRuntimeDone {
+        status: s @ "status",
+        error_type: s @ "errorType",
+    }
+    "platform.restoreReport" => RestoreReport {
+        status: s @ "status",
+        error_type: s @ "errorType";
+        "metrics" { duration_ms: f @ "durationMs" }
+    }
 }
 
-fn init_report(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut it, mut ph, mut st, mut et, mut d) = (None, None, None, None, None);
-    fields(r, |k, r| {
-        match k {
-            "initializationType" => it = s(r)?,
-            "phase" => ph = s(r)?,
-            "status" => st = s(r)?,
-            "errorType" => et = s(r)?,
-            "metrics" => d = metric(r, "durationMs")?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::InitReport {
-        initialization_type: it,
-        phase: ph,
-        status: st,
-        error_type: et,
-        duration_ms: d,
-    })
-}
-
-fn start(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut rid, mut ver) = (None, None);
-    fields(r, |k, r| {
-        match k {
-            "requestId" => rid = s(r)?,
-            "version" => ver = s(r)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::Start {
-        request_id: rid,
-        version: ver,
-    })
-}
-
-fn spans(r: R<'_, '_>) -> Result<Vec<Span>, Error> {
+fn span_list(r: R<'_, '_>) -> Result<Vec<Span>, Error> {
     let mut out = Vec::new();
     r.array(|r| {
         let mut sp = Span::default();
@@ -440,174 +444,6 @@ fn spans(r: R<'_, '_>) -> Result<Vec<Span>, Error> {
         Ok(())
     })?;
     Ok(out)
-}
-
-fn runtime_done(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut rid, mut st, mut et, mut d, mut pb, mut sp) =
-        (None, None, None, None, None, Vec::new());
-    fields(r, |k, r| {
-        match k {
-            "requestId" => rid = s(r)?,
-            "status" => st = s(r)?,
-            "errorType" => et = s(r)?,
-            "metrics" => fields(r, |k, r| {
-                match k {
-                    "durationMs" => d = f(r)?,
-                    "producedBytes" => pb = u(r)?,
-                    _ => {}
-                }
-                Ok(())
-            })?,
-            "spans" => sp = spans(r)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::RuntimeDone {
-        request_id: rid,
-        status: st,
-        error_type: et,
-        duration_ms: d,
-        produced_bytes: pb,
-        spans: sp,
-    })
-}
-
-fn report(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut rid, mut st, mut et) = (None, None, None);
-    let (mut d, mut bd, mut mem, mut maxm, mut initd, mut restd) =
-        (None, None, None, None, None, None);
-    fields(r, |k, r| {
-        match k {
-            "requestId" => rid = s(r)?,
-            "status" => st = s(r)?,
-            "errorType" => et = s(r)?,
-            "metrics" => fields(r, |k, r| {
-                match k {
-                    "durationMs" => d = f(r)?,
-                    "billedDurationMs" => bd = f(r)?,
-                    "memorySizeMB" => mem = u(r)?,
-                    "maxMemoryUsedMB" => maxm = u(r)?,
-                    "initDurationMs" => initd = f(r)?,
-                    "restoreDurationMs" => restd = f(r)?,
-                    _ => {}
-                }
-                Ok(())
-            })?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::Report {
-        request_id: rid,
-        status: st,
-        error_type: et,
-        duration_ms: d,
-        billed_duration_ms: bd,
-        memory_size_mb: mem,
-        max_memory_used_mb: maxm,
-        init_duration_ms: initd,
-        restore_duration_ms: restd,
-    })
-}
-
-fn extension_state(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut name, mut state, mut events, mut et) = (None, None, Vec::new(), None);
-    fields(r, |k, r| {
-        match k {
-            "name" => name = s(r)?,
-            "state" => state = s(r)?,
-            "events" => events = strings(r)?,
-            "errorType" => et = s(r)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::ExtensionState {
-        name,
-        state,
-        events,
-        error_type: et,
-    })
-}
-
-fn telemetry_subscription(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut name, mut state, mut types) = (None, None, Vec::new());
-    fields(r, |k, r| {
-        match k {
-            "name" => name = s(r)?,
-            "state" => state = s(r)?,
-            "types" => types = strings(r)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::TelemetrySubscription { name, state, types })
-}
-
-fn logs_dropped(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut reason, mut dr, mut db) = (None, None, None);
-    fields(r, |k, r| {
-        match k {
-            "reason" => reason = s(r)?,
-            "droppedRecords" => dr = u(r)?,
-            "droppedBytes" => db = u(r)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::LogsDropped {
-        reason,
-        dropped_records: dr,
-        dropped_bytes: db,
-    })
-}
-
-fn restore_start(r: R<'_, '_>) -> Result<Kind, Error> {
-    let mut rv = None;
-    fields(r, |k, r| {
-        if k == "runtimeVersion" {
-            rv = s(r)?;
-        }
-        Ok(())
-    })?;
-    Ok(Kind::RestoreStart {
-        runtime_version: rv,
-    })
-}
-
-fn restore_runtime_done(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut st, mut et) = (None, None);
-    fields(r, |k, r| {
-        match k {
-            "status" => st = s(r)?,
-            "errorType" => et = s(r)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::RestoreRuntimeDone {
-        status: st,
-        error_type: et,
-    })
-}
-
-fn restore_report(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut st, mut et, mut d) = (None, None, None);
-    fields(r, |k, r| {
-        match k {
-            "status" => st = s(r)?,
-            "errorType" => et = s(r)?,
-            "metrics" => d = metric(r, "durationMs")?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(Kind::RestoreReport {
-        status: st,
-        error_type: et,
-        duration_ms: d,
-    })
 }
 
 /// A `function`/`extension` record: a string (text format) or an object (JSON
