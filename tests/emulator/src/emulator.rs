@@ -105,8 +105,8 @@ pub(crate) struct State {
     subs: Vec<Sub>,
     deliveries: Vec<Delivery>,
     delivery_faults_left: usize,
-    /// Delivery attempts on the wire: (attempt key, socket clone).
-    in_flight: Vec<(u64, Option<TcpStream>)>,
+    /// Delivery attempts on the wire.
+    in_flight: Vec<InFlight>,
     /// Attempt keys found unanswered when a freeze began.
     spanned: Vec<u64>,
     freezes: Vec<Freeze>,
@@ -121,6 +121,18 @@ pub(crate) struct State {
     shutdown: Option<ShutdownOutcome>,
     shutting_down: bool,
     stopping: bool,
+}
+
+/// One delivery attempt on the wire. `answered` is set, under the state lock,
+/// once the answer's first byte is in the socket (peeked, not consumed), and
+/// only then does the delivery thread read it: so when `freeze()` (also under
+/// the lock) sees `!answered`, an answer the extension already sent is still
+/// in the socket where its peek finds it. Deciding by a peek alone raced: an
+/// answer read off the socket but not yet recorded looked unanswered.
+pub(crate) struct InFlight {
+    key: u64,
+    sock: Option<TcpStream>,
+    answered: bool,
 }
 
 pub(crate) struct Shared {
@@ -200,8 +212,8 @@ impl Shared {
         let unanswered: Vec<u64> = st
             .in_flight
             .iter()
-            .filter(|(_, s)| s.as_ref().map(|s| !answer_available(s)).unwrap_or(true))
-            .map(|(k, _)| *k)
+            .filter(|f| !f.answered && !f.sock.as_ref().is_some_and(answer_available))
+            .map(|f| f.key)
             .collect();
         st.spanned.extend(unanswered);
     }
@@ -2025,8 +2037,8 @@ fn stop_everything(sh: &Arc<Shared>, kill: bool) {
         }
         st.stopping = true;
         // Unblock delivery threads waiting on a subscriber that never answers.
-        for (_, sock) in st.in_flight.iter() {
-            if let Some(sock) = sock {
+        for f in st.in_flight.iter() {
+            if let Some(sock) = &f.sock {
                 let _ = sock.shutdown(Shutdown::Both);
             }
         }
@@ -2113,7 +2125,11 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
                 if st.stopping {
                     return;
                 }
-                st.in_flight.push((key, None));
+                st.in_flight.push(InFlight {
+                    key,
+                    sock: None,
+                    answered: false,
+                });
                 started = now_ms();
             }
             let fault = {
@@ -2133,7 +2149,7 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
             let finished = now_ms();
             let spanned_freeze = {
                 let mut st = sh.lock();
-                st.in_flight.retain(|(k, _)| *k != key);
+                st.in_flight.retain(|f| f.key != key);
                 let hit = st.spanned.contains(&key);
                 st.spanned.retain(|k| *k != key);
                 hit
@@ -2215,11 +2231,21 @@ fn post(
         let c = conn.as_mut().unwrap();
         if let Ok(clone) = c.reader.get_ref().try_clone() {
             let mut st = sh.lock();
-            if let Some(e) = st.in_flight.iter_mut().find(|(k, _)| *k == key) {
-                e.1 = Some(clone);
+            if let Some(f) = st.in_flight.iter_mut().find(|f| f.key == key) {
+                f.sock = Some(clone);
             }
         }
-        match c.request("POST", &info.path, &host, &headers, body) {
+        let res = c.send("POST", &info.path, &host, &headers, body).and_then(|()| {
+            // The answer is there (peeked): record that before consuming it.
+            if c.wait_answer() {
+                let mut st = sh.lock();
+                if let Some(f) = st.in_flight.iter_mut().find(|f| f.key == key) {
+                    f.answered = true;
+                }
+            }
+            c.read()
+        });
+        match res {
             Ok(r) => {
                 if !r.keep_alive() {
                     *conn = None;

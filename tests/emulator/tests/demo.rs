@@ -29,7 +29,10 @@ fn demo_runs_against_fake_extension() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
-    assert!(!text.contains("overlapped a freeze"));
+    assert!(
+        !text.contains("overlapped a freeze"),
+        "a delivery overlapped a freeze in:\n{text}"
+    );
 }
 
 #[test]
@@ -38,11 +41,17 @@ fn demo_usage_errors() {
         .arg("nope")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_lambda-emulator"))
         .args(["demo", "/nonexistent/ext"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not found"), "{err}");
 }
