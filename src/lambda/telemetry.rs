@@ -83,6 +83,9 @@ pub enum Kind {
         max_memory_used_mb: Option<u64>,
         init_duration_ms: Option<f64>,
         restore_duration_ms: Option<f64>,
+        /// The `responseLatency` span's duration (managed instances: the
+        /// runtime's duration, as there is no `platform.runtimeDone`).
+        response_latency_ms: Option<f64>,
     },
     /// `platform.extension`
     ExtensionState {
@@ -474,7 +477,7 @@ fn runtime_done(r: R<'_, '_>) -> Result<Kind, Error> {
 }
 
 fn report(r: R<'_, '_>) -> Result<Kind, Error> {
-    let (mut rid, mut st, mut et) = (None, None, None);
+    let (mut rid, mut st, mut et, mut rl) = (None, None, None, None);
     let (mut d, mut bd, mut mem, mut maxm, mut initd, mut restd) =
         (None, None, None, None, None, None);
     fields(r, |k, r| {
@@ -494,6 +497,7 @@ fn report(r: R<'_, '_>) -> Result<Kind, Error> {
                 }
                 Ok(())
             })?,
+            "spans" => rl = response_latency(&spans(r)?),
             _ => {}
         }
         Ok(())
@@ -508,7 +512,13 @@ fn report(r: R<'_, '_>) -> Result<Kind, Error> {
         max_memory_used_mb: maxm,
         init_duration_ms: initd,
         restore_duration_ms: restd,
+        response_latency_ms: rl,
     })
+}
+
+/// The `responseLatency` span's duration.
+pub fn response_latency(spans: &[Span]) -> Option<f64> {
+    spans.iter().find(|s| s.name == "responseLatency").and_then(|s| s.duration_ms)
 }
 
 fn extension_state(r: R<'_, '_>) -> Result<Kind, Error> {
@@ -726,6 +736,7 @@ mod tests {
                 max_memory_used_mb: Some(94),
                 init_duration_ms: Some(549.04),
                 restore_duration_ms: None,
+                response_latency_ms: None,
             }
         );
         assert_eq!(
@@ -843,24 +854,28 @@ mod tests {
 
     #[test]
     fn report_variants() {
-        // Managed instances (2025-01-29): durationMs only.
+        // Managed instances (2025-01-29): durationMs only, status, errorType
+        // and the responseLatency/responseDuration spans (AWS's emulator:
+        // aws-lambda-runtime-interface-emulator,
+        // internal/lambda-managed-instances/aws-lambda-rie/test/rie_test.go:476).
         assert_eq!(
             kind(
-                r#"{"time":"2025-06-01T10:00:00.000Z","type":"platform.report","record":{"requestId":"r2","status":"success","metrics":{"durationMs":12.5}}}"#
+                r#"{"time":"2025-06-01T10:00:00.000Z","type":"platform.report","record":{"requestId":"r2","status":"error","errorType":"Runtime.Unknown","metrics":{"durationMs":12.5},"spans":[{"name":"responseLatency","start":"2025-06-01T10:00:00.000Z","durationMs":11.25},{"name":"responseDuration","start":"2025-06-01T10:00:00.011Z","durationMs":0.5}]}}"#
             ),
             Kind::Report {
                 request_id: Some("r2".into()),
-                status: Some("success".into()),
-                error_type: None,
+                status: Some("error".into()),
+                error_type: Some("Runtime.Unknown".into()),
                 duration_ms: Some(12.5),
                 billed_duration_ms: None,
                 memory_size_mb: None,
                 max_memory_used_mb: None,
                 init_duration_ms: None,
                 restore_duration_ms: None,
+                response_latency_ms: Some(11.25),
             }
         );
-        // SnapStart restore, timeout with error type, spans ignored.
+        // SnapStart restore, timeout with error type, other spans ignored.
         match kind(
             r#"{"type":"platform.report","record":{"requestId":"r3","status":"timeout","errorType":"Sandbox.Timeout","metrics":{"durationMs":3000.0,"billedDurationMs":3000,"memorySizeMB":1024,"maxMemoryUsedMB":512,"restoreDurationMs":300.5},"spans":[{"name":"x"}]}}"#,
         ) {
@@ -869,8 +884,10 @@ mod tests {
                 restore_duration_ms,
                 init_duration_ms,
                 memory_size_mb,
+                response_latency_ms,
                 ..
             } => {
+                assert_eq!(response_latency_ms, None);
                 assert_eq!(error_type.as_deref(), Some("Sandbox.Timeout"));
                 assert_eq!(restore_duration_ms, Some(300.5));
                 assert_eq!(init_duration_ms, None);
@@ -1160,6 +1177,7 @@ mod tests {
                 max_memory_used_mb: None,
                 init_duration_ms: None,
                 restore_duration_ms: None,
+                response_latency_ms: None,
             }
         );
         assert_eq!(r[1].time_ms, None);

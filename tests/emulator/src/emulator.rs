@@ -531,11 +531,15 @@ impl Emulator {
                     .collect();
             }
         }
+        // Every invocation has emitted its platform.start before any goes on:
+        // they overlap by construction, not by timing.
+        let started = Arc::new(std::sync::Barrier::new(invs.len()));
         let hs: Vec<_> = invs
             .into_iter()
             .map(|inv| {
                 let sh = self.sh.clone();
-                std::thread::spawn(move || invoke_managed(&sh, inv))
+                let started = started.clone();
+                std::thread::spawn(move || invoke_managed(&sh, inv, &started))
             })
             .collect();
         hs.into_iter()
@@ -1201,11 +1205,15 @@ fn h_register(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
         last_invoke: None,
         errored: None,
     });
-    sh.emit_now(
-        &mut st,
-        "platform.extension",
-        json!({"name": name, "state": "Ready", "events": events}),
-    );
+    // Managed instances report every extension's state once, after
+    // initRuntimeDone (see finish_init).
+    if !sh.mi() {
+        sh.emit_now(
+            &mut st,
+            "platform.extension",
+            json!({"name": name, "state": "Ready", "events": events}),
+        );
+    }
     let f = &sh.cfg.function;
     let mut resp =
         json!({"functionName": f.name, "functionVersion": f.version, "handler": f.handler});
@@ -1520,6 +1528,15 @@ fn init_thread(sh: Arc<Shared>) {
     let rt_start = now_ms();
     st.runtime_started_ms = Some(rt_start);
     drop(st);
+    // The runtime's own output while it initialises: `function` records.
+    let n = sh.cfg.init_log_lines.len();
+    for (k, line) in sh.cfg.init_log_lines.iter().enumerate() {
+        sleep_until(rt_start + sh.cfg.runtime_init_ms as f64 * (k + 1) as f64 / (n + 1) as f64);
+        let t = now_ms();
+        let mut st = sh.lock();
+        let rec = log_record(sh.cfg.log_format, line, t, None);
+        sh.emit(&mut st, Event { time: t, ty: "function".into(), record: rec });
+    }
     sleep_until(rt_start + sh.cfg.runtime_init_ms as f64);
     let mut st = sh.lock();
     let ready = now_ms();
@@ -1572,6 +1589,22 @@ fn finish_init(sh: &Arc<Shared>, mut st: MutexGuard<'_, State>, result: Option<(
     });
     if let Some(e) = &err {
         rec["errorType"] = json!(e);
+    }
+    if sh.mi() {
+        // AWS's managed-instances RAPID sends every agent's state after the
+        // runtime's init and before initReport (runtimeInitWithTelemetry:
+        // SendAgentsInitStatus, internal/lambda-managed-instances/rapid/handlers.go).
+        let states: Vec<Value> = st
+            .exts
+            .iter()
+            .map(|e| {
+                let ready = !e.next_calls.is_empty();
+                json!({"name": e.name, "state": if ready { "Ready" } else { "Registered" }, "events": e.events})
+            })
+            .collect();
+        for r in states {
+            sh.emit_now(&mut st, "platform.extension", r);
+        }
     }
     sh.emit_now(&mut st, "platform.initReport", rec);
     // The subscription window closes when INIT ends.
@@ -1646,13 +1679,14 @@ fn status_of(inv: &Invocation) -> (&'static str, Option<String>) {
 }
 
 /// Emit platform.start, the function's lines spread over the duration, and
-/// runtimeDone. Returns (start, runtime_done, status, errorType).
+/// (on demand only) runtimeDone. Returns when the function responded.
 fn run_function(
     sh: &Arc<Shared>,
     inv: &Invocation,
     rid: &str,
     start: f64,
     tracing: &Option<Value>,
+    after_start: &dyn Fn(),
 ) -> f64 {
     {
         let mut st = sh.lock();
@@ -1671,6 +1705,7 @@ fn run_function(
             },
         );
     }
+    after_start();
     let n = inv.log_lines.len();
     for (k, line) in inv.log_lines.iter().enumerate() {
         sleep_until(start + inv.duration_ms as f64 * (k + 1) as f64 / (n + 1) as f64);
@@ -1688,17 +1723,18 @@ fn run_function(
     }
     sleep_until(start + inv.duration_ms as f64);
     let done = now_ms();
+    if sh.mi() {
+        // Managed instances emit no platform.runtimeDone (the report carries
+        // status, errorType and the spans; see invoke_managed).
+        return done;
+    }
     let (status, err) = status_of(inv);
     let runtime_ms = round3(done - start);
-    let latency = round3(runtime_ms * 0.98);
     let mut rec = json!({
         "requestId": rid,
         "status": status,
         "metrics": {"durationMs": runtime_ms, "producedBytes": inv.produced_bytes},
-        "spans": [
-            {"name": "responseLatency", "start": rfc3339(start), "durationMs": latency},
-            {"name": "responseDuration", "start": rfc3339(start + latency), "durationMs": round3(runtime_ms - latency)},
-        ],
+        "spans": response_spans(start, runtime_ms),
     });
     if let Some(e) = err {
         rec["errorType"] = json!(e);
@@ -1716,6 +1752,16 @@ fn run_function(
     // before it decides to call next.
     sh.flush_all_now(&mut st);
     done
+}
+
+/// `responseLatency` (until the response's first byte; 98 % of the runtime
+/// here) and `responseDuration` (the rest).
+fn response_spans(start: f64, runtime_ms: f64) -> Value {
+    let latency = round3(runtime_ms * 0.98);
+    json!([
+        {"name": "responseLatency", "start": rfc3339(start), "durationMs": latency},
+        {"name": "responseDuration", "start": rfc3339(start + latency), "durationMs": round3(runtime_ms - latency)},
+    ])
 }
 
 fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
@@ -1769,7 +1815,7 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
         sh.cv.notify_all();
     }
     let start = out.started_ms;
-    let done = run_function(sh, &inv, &rid, start, &tracing);
+    let done = run_function(sh, &inv, &rid, start, &tracing, &|| {});
     out.runtime_done_ms = done;
     let (status, err) = status_of(&inv);
     out.status = status.into();
@@ -1881,7 +1927,7 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     out
 }
 
-fn invoke_managed(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
+fn invoke_managed(sh: &Arc<Shared>, inv: Invocation, started: &std::sync::Barrier) -> InvokeOutcome {
     let rid = uuid();
     let mut out = InvokeOutcome {
         request_id: rid.clone(),
@@ -1894,7 +1940,9 @@ fn invoke_managed(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     };
     let start = now_ms();
     out.started_ms = start;
-    let done = run_function(sh, &inv, &rid, start, &tracing);
+    let done = run_function(sh, &inv, &rid, start, &tracing, &|| {
+        started.wait();
+    });
     out.runtime_done_ms = done;
     let (status, err) = status_of(&inv);
     out.status = status.into();
@@ -1902,7 +1950,15 @@ fn invoke_managed(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     let dur = round3(done - start);
     out.report_duration_ms = dur;
     out.billed_duration_ms = dur.ceil().max(1.0) as u64;
-    let mut rec = json!({"requestId": rid, "status": status, "metrics": {"durationMs": dur}});
+    // As AWS's managed-instances emulator: status, errorType?, only
+    // durationMs, and the responseLatency/responseDuration spans
+    // (internal/lambda-managed-instances/aws-lambda-rie/test/rie_test.go).
+    let mut rec = json!({
+        "requestId": rid,
+        "status": status,
+        "metrics": {"durationMs": dur},
+        "spans": response_spans(start, dur),
+    });
     if let Some(e) = &err {
         rec["errorType"] = json!(e);
     }
