@@ -19,8 +19,11 @@ fn demo_runs_against_fake_extension() {
         "→ register \"fake-extension\"",
         "→ subscribe schema 2022-12-13",
         "INIT done",
+        "legend:",
+        "⇢ telemetry POST: the platform delivers",
         "INVOKE #3",
-        "runtimeDone #2 error",
+        "runtimeDone #2 error (",
+        "(deliberate: the demo's invocation #2 fails)",
         "post-runtime",
         "⇢ telemetry POST",
         "SHUTDOWN (spindown)",
@@ -36,7 +39,13 @@ fn demo_runs_against_fake_extension() {
 }
 
 #[test]
-fn demo_usage_errors() {
+fn demo_help_and_usage_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda-emulator"))
+        .args(["demo", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("usage:"), "{text}");
     let out = Command::new(env!("CARGO_BIN_EXE_lambda-emulator"))
         .arg("nope")
         .output()
