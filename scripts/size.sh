@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Size gate for the static release binaries.
 #
-#   scripts/size.sh            build (unless dist/ is fresh), compare with size-reports/baseline.tsv,
-#                              write size-reports/bloat-*.txt; exit 1 if a binary grew too much
-#   scripts/size.sh --update   same, then write the current sizes into baseline.tsv and append a
-#                              line to size-reports/history.tsv (commit both with the change)
-#   SIZE_NO_BUILD=1            use dist/ as it is;  SIZE_NO_BLOAT=1  skip cargo bloat
+#   scripts/size.sh            build (unless dist/ is fresh), compare with size-reports/baseline.tsv;
+#                              exit 1 if a binary grew too much. Writes nothing (scripts/test.sh
+#                              runs it: a test run leaves git status clean)
+#   scripts/size.sh --bloat    same, and rewrite the tracked size-reports/bloat-*.txt (cargo bloat)
+#   scripts/size.sh --update   same as --bloat, then write the current sizes into baseline.tsv and
+#                              append a line to size-reports/history.tsv (commit all with the change)
+#   SIZE_NO_BUILD=1            use dist/ as it is;  SIZE_NO_BLOAT=1  skip cargo bloat even then
 #
 # A binary fails the gate when it grew by more than max(1 %, 4 KiB) over the baseline, unless
 # size-reports/baseline.tsv was changed in the same commit (HEAD's own diff) or is changed in
@@ -18,7 +20,13 @@ HIST=size-reports/history.tsv
 DIST=${OUT:-$ROOT/dist}
 ARCHES=(x86_64 arm64)
 UPDATE=
-[ "${1:-}" = --update ] && UPDATE=1
+BLOAT=
+case "${1:-}" in
+  --update) UPDATE=1; BLOAT=1;;
+  --bloat) BLOAT=1;;
+  "") ;;
+  *) echo "usage: scripts/size.sh [--bloat|--update]" >&2; exit 2;;
+esac
 
 log() { printf '[size] %s\n' "$*" >&2; }
 
@@ -70,7 +78,7 @@ for a in "${ARCHES[@]}"; do
 done
 
 # ---- cargo bloat ----
-if [ -z "${SIZE_NO_BLOAT:-}" ]; then
+if [ -n "$BLOAT" ] && [ -z "${SIZE_NO_BLOAT:-}" ]; then
   if ! command -v cargo-bloat >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo-bloat" ]; then
     log "cargo-bloat missing (scripts/toolchain.sh installs it); skipping bloat reports"
   else

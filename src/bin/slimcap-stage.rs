@@ -25,7 +25,8 @@ fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_else(|| OsString::from("slimcap"));
     let core = std::env::var_os("SLIMCAP_CORE").unwrap_or_else(|| OsString::from("/opt/slimcap/slimcap-core"));
     let mut cmd = std::process::Command::new(&core);
-    cmd.arg0(&argv0);
+    // (Lambda passes no arguments; by hand, `--help`/`--version` reach the core.)
+    cmd.arg0(&argv0).args(std::env::args_os().skip(1));
     if let Some((id, body)) = register(&argv0) {
         cmd.env("SLIMCAP_EXTENSION_ID", id).env("SLIMCAP_REGISTRATION", body);
     }

@@ -743,6 +743,7 @@ mod tests {
                     max_memory_used_mb: Some(94),
                     init_duration_ms: Some(549.04),
                     restore_duration_ms: None,
+                    response_latency_ms: None,
                 },
             ),
             None,

@@ -196,14 +196,7 @@ impl Metrics {
             } => {
                 let rid = request_id.as_deref();
                 let cold = self.is_cold(rid);
-                if let Some(status) = status.as_deref() {
-                    if !status.eq_ignore_ascii_case("success") {
-                        self.add(ERRORS, 1.0, cold, t);
-                    }
-                    if status.eq_ignore_ascii_case("timeout") {
-                        self.add(TIMEOUTS, 1.0, cold, t);
-                    }
-                }
+                self.outcome(status.as_deref(), cold, t);
                 if is_oom_error_type(error_type.as_deref()) {
                     self.out_of_memory(rid, t);
                 }
@@ -219,16 +212,29 @@ impl Metrics {
             }
             Kind::Report {
                 request_id,
+                status,
                 error_type,
                 duration_ms,
                 billed_duration_ms,
                 memory_size_mb,
                 max_memory_used_mb,
                 init_duration_ms,
+                response_latency_ms,
                 ..
             } => {
                 let rid = request_id.as_deref();
                 let cold = self.is_cold(rid);
+                if self.managed {
+                    // Managed instances send no platform.runtimeDone: the report
+                    // stands in for it, as in bottlecap's
+                    // handle_managed_instance_report (lifecycle/invocation/processor.rs:944-966:
+                    // runtime duration = the responseLatency span, else durationMs;
+                    // then on_platform_runtime_done, :574-582: errors, timeouts).
+                    self.outcome(status.as_deref(), cold, t);
+                    if let Some(ms) = response_latency_ms.or(*duration_ms) {
+                        self.add(RUNTIME_DURATION, ms, cold, t);
+                    }
+                }
                 if let Some(ms) = *duration_ms {
                     self.add(DURATION, ms / 1000.0, cold, t);
                     let runtime = rid.and_then(|r| self.request(r).runtime_ms);
@@ -261,6 +267,18 @@ impl Metrics {
                 self.out_of_memory(rid.as_deref(), t);
             }
             _ => {}
+        }
+    }
+
+    /// `errors` for any status but success, and `timeouts` for a timeout.
+    fn outcome(&mut self, status: Option<&str>, cold: bool, t: i64) {
+        if let Some(status) = status {
+            if !status.eq_ignore_ascii_case("success") {
+                self.add(ERRORS, 1.0, cold, t);
+            }
+            if status.eq_ignore_ascii_case("timeout") {
+                self.add(TIMEOUTS, 1.0, cold, t);
+            }
         }
     }
 
@@ -553,6 +571,7 @@ mod tests {
                 max_memory_used_mb: Some(used),
                 init_duration_ms: init,
                 restore_duration_ms: None,
+                response_latency_ms: None,
             },
         )
     }
@@ -860,6 +879,57 @@ mod tests {
         assert_eq!(o.get(INVOCATIONS, true).len(), 1);
         assert_eq!(o.total(DURATION), (1, 0.1));
         assert!(!o.has(ESTIMATED_COST) && !o.has(UNUSED_INIT) && !o.has(MEMORY_SIZE));
+        // no responseLatency span: the report's durationMs is the runtime duration
+        assert_eq!(o.total(RUNTIME_DURATION), (1, 100.0));
+        assert!(!o.has(ERRORS) && !o.has(POST_RUNTIME_DURATION));
+    }
+
+    /// Managed instances: no platform.runtimeDone; errors, timeouts and
+    /// runtime_duration come from platform.report (status, the responseLatency
+    /// span), as bottlecap's handle_managed_instance_report does
+    /// (bottlecap/src/lifecycle/invocation/processor.rs:944-966, then
+    /// on_platform_runtime_done :574-582).
+    #[test]
+    fn managed_instances_outcome_from_the_report() {
+        let mut m = Metrics::new(Options {
+            tags: static_tags(),
+            managed_instances: true,
+            ..Options::default()
+        });
+        let mi_report = |t, rid: &str, status: &str, error: Option<&str>, ms, latency| {
+            rec(
+                t,
+                Kind::Report {
+                    request_id: Some(rid.into()),
+                    status: Some(status.into()),
+                    error_type: error.map(String::from),
+                    duration_ms: Some(ms),
+                    billed_duration_ms: None,
+                    memory_size_mb: None,
+                    max_memory_used_mb: None,
+                    init_duration_ms: None,
+                    restore_duration_ms: None,
+                    response_latency_ms: Some(latency),
+                },
+            )
+        };
+        for (i, rid) in [RID1, RID2, "r3"].into_iter().enumerate() {
+            m.on_record(&start(T0 + i as i64, rid));
+        }
+        m.on_record(&mi_report(T0 + 5, RID1, "success", None, 50.0, 40.0));
+        m.on_record(&mi_report(T0 + 6, RID2, "error", Some("Runtime.Unknown"), 30.0, 20.0));
+        m.on_record(&mi_report(T0 + 7, "r3", "timeout", Some("Sandbox.Timeout"), 900.0, 800.0));
+        let o = Out::drain(&mut m);
+        assert_eq!(o.total(INVOCATIONS), (3, 3.0));
+        assert_eq!(o.total(ERRORS), (2, 2.0));
+        assert_eq!(o.total(TIMEOUTS), (1, 1.0));
+        assert_eq!(o.total(RUNTIME_DURATION), (3, 860.0));
+        assert!(!o.has(POST_RUNTIME_DURATION) && !o.has(OUT_OF_MEMORY));
+        // On demand the same reports add no errors or runtime duration (runtimeDone does).
+        let mut od = metrics();
+        od.on_record(&mi_report(T0, RID1, "error", None, 30.0, 20.0));
+        let o = Out::drain(&mut od);
+        assert!(!o.has(ERRORS) && !o.has(RUNTIME_DURATION));
     }
 
     #[test]

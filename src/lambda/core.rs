@@ -385,6 +385,7 @@ mod tests {
             max_memory_used_mb: Some(60),
             init_duration_ms: None,
             restore_duration_ms: None,
+            response_latency_ms: None,
         })
     }
     fn invoke(rid: &str, deadline: i64) -> Event {

@@ -83,6 +83,9 @@ pub enum Kind {
         max_memory_used_mb: Option<u64>,
         init_duration_ms: Option<f64>,
         restore_duration_ms: Option<f64>,
+        /// The `responseLatency` span's duration (managed instances: the
+        /// runtime's duration, as there is no `platform.runtimeDone`).
+        response_latency_ms: Option<f64>,
     },
     /// `platform.extension`
     ExtensionState {
@@ -385,7 +388,8 @@ platform_records! {
     "platform.report" => Report {
         request_id: s @ "requestId",
         status: s @ "status",
-        error_type: s @ "errorType";
+        error_type: s @ "errorType",
+        response_latency_ms: response_latency_span @ "spans";
         "metrics" {
             duration_ms: f @ "durationMs",
             billed_duration_ms: f @ "billedDurationMs",
@@ -444,6 +448,17 @@ fn span_list(r: R<'_, '_>) -> Result<Vec<Span>, Error> {
         Ok(())
     })?;
     Ok(out)
+}
+
+/// The `responseLatency` span's duration (managed instances: the runtime's
+/// duration, as there is no `platform.runtimeDone`).
+fn response_latency_span(r: R<'_, '_>) -> Result<Option<f64>, Error> {
+    Ok(response_latency(&span_list(r)?))
+}
+
+/// The `responseLatency` span's duration.
+pub fn response_latency(spans: &[Span]) -> Option<f64> {
+    spans.iter().find(|s| s.name == "responseLatency").and_then(|s| s.duration_ms)
 }
 
 /// A `function`/`extension` record: a string (text format) or an object (JSON
@@ -562,6 +577,7 @@ mod tests {
                 max_memory_used_mb: Some(94),
                 init_duration_ms: Some(549.04),
                 restore_duration_ms: None,
+                response_latency_ms: None,
             }
         );
         assert_eq!(
@@ -679,24 +695,28 @@ mod tests {
 
     #[test]
     fn report_variants() {
-        // Managed instances (2025-01-29): durationMs only.
+        // Managed instances (2025-01-29): durationMs only, status, errorType
+        // and the responseLatency/responseDuration spans (AWS's emulator:
+        // aws-lambda-runtime-interface-emulator,
+        // internal/lambda-managed-instances/aws-lambda-rie/test/rie_test.go:476).
         assert_eq!(
             kind(
-                r#"{"time":"2025-06-01T10:00:00.000Z","type":"platform.report","record":{"requestId":"r2","status":"success","metrics":{"durationMs":12.5}}}"#
+                r#"{"time":"2025-06-01T10:00:00.000Z","type":"platform.report","record":{"requestId":"r2","status":"error","errorType":"Runtime.Unknown","metrics":{"durationMs":12.5},"spans":[{"name":"responseLatency","start":"2025-06-01T10:00:00.000Z","durationMs":11.25},{"name":"responseDuration","start":"2025-06-01T10:00:00.011Z","durationMs":0.5}]}}"#
             ),
             Kind::Report {
                 request_id: Some("r2".into()),
-                status: Some("success".into()),
-                error_type: None,
+                status: Some("error".into()),
+                error_type: Some("Runtime.Unknown".into()),
                 duration_ms: Some(12.5),
                 billed_duration_ms: None,
                 memory_size_mb: None,
                 max_memory_used_mb: None,
                 init_duration_ms: None,
                 restore_duration_ms: None,
+                response_latency_ms: Some(11.25),
             }
         );
-        // SnapStart restore, timeout with error type, spans ignored.
+        // SnapStart restore, timeout with error type, other spans ignored.
         match kind(
             r#"{"type":"platform.report","record":{"requestId":"r3","status":"timeout","errorType":"Sandbox.Timeout","metrics":{"durationMs":3000.0,"billedDurationMs":3000,"memorySizeMB":1024,"maxMemoryUsedMB":512,"restoreDurationMs":300.5},"spans":[{"name":"x"}]}}"#,
         ) {
@@ -705,8 +725,10 @@ mod tests {
                 restore_duration_ms,
                 init_duration_ms,
                 memory_size_mb,
+                response_latency_ms,
                 ..
             } => {
+                assert_eq!(response_latency_ms, None);
                 assert_eq!(error_type.as_deref(), Some("Sandbox.Timeout"));
                 assert_eq!(restore_duration_ms, Some(300.5));
                 assert_eq!(init_duration_ms, None);
@@ -996,6 +1018,7 @@ mod tests {
                 max_memory_used_mb: None,
                 init_duration_ms: None,
                 restore_duration_ms: None,
+                response_latency_ms: None,
             }
         );
         assert_eq!(r[1].time_ms, None);

@@ -68,13 +68,24 @@ pub(crate) struct Launch {
 
 impl Launch {
     /// `None`, after an error line, when not running as a Lambda extension.
+    /// `--help`/`--version` (Lambda passes no arguments) print and exit 0.
     pub fn from_env() -> Option<Launch> {
+        if let Some(a) = std::env::args_os().nth(1) {
+            about(a.to_str().unwrap_or(""));
+        }
         let runtime_api = match std::env::var("AWS_LAMBDA_RUNTIME_API") {
             Ok(v) if !v.is_empty() => v,
             _ => {
-                eprintln!("[slimcap] ERROR AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension");
+                eprintln!("[slimcap] ERROR AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension (slimcap --help)");
                 return None;
             }
+        };
+        let runtime_api = match runtime_api.split_once("://") {
+            Some((_, rest)) => {
+                eprintln!("[slimcap] WARN AWS_LAMBDA_RUNTIME_API is host:port without a scheme (Lambda sets e.g. 127.0.0.1:9001); using {rest:?}");
+                rest.to_string()
+            }
+            None => runtime_api,
         };
         let managed = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
             .map(|v| v.eq_ignore_ascii_case("lambda-managed-instances"))
@@ -85,6 +96,23 @@ impl Launch {
             .map(|id| (id, std::env::var("SLIMCAP_REGISTRATION").unwrap_or_default()));
         Some(Launch { runtime_api, managed, name: extension_name(), staged })
     }
+}
+
+/// `slimcap --version` / `--help`; other arguments are ignored.
+fn about(arg: &str) {
+    let v = concat!("slimcap ", env!("CARGO_PKG_VERSION"));
+    if arg == "--version" || arg == "-V" {
+        println!("{v}");
+    } else if arg == "--help" || arg == "-h" {
+        println!("{v}: a small AWS Lambda extension that sends Datadog's enhanced metrics and\n\
+            function logs to Datadog, a drop-in for Datadog's extension (the same DD_* settings).\n\
+            It runs inside AWS Lambda as an extension (a layer's /opt/extensions/slimcap), started\n\
+            by the platform with AWS_LAMBDA_RUNTIME_API set; it is not run by hand.\n\
+            Configuration, build and tests: README.md in the slimcap repository.");
+    } else {
+        return;
+    }
+    std::process::exit(0)
 }
 
 /// After `register`: the crash test hook (`SLIMCAP_CRASH_TEST=init` panics

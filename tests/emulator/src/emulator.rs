@@ -105,8 +105,8 @@ pub(crate) struct State {
     subs: Vec<Sub>,
     deliveries: Vec<Delivery>,
     delivery_faults_left: usize,
-    /// Delivery attempts on the wire: (attempt key, socket clone).
-    in_flight: Vec<(u64, Option<TcpStream>)>,
+    /// Delivery attempts on the wire.
+    in_flight: Vec<InFlight>,
     /// Attempt keys found unanswered when a freeze began.
     spanned: Vec<u64>,
     freezes: Vec<Freeze>,
@@ -121,6 +121,18 @@ pub(crate) struct State {
     shutdown: Option<ShutdownOutcome>,
     shutting_down: bool,
     stopping: bool,
+}
+
+/// One delivery attempt on the wire. `answered` is set, under the state lock,
+/// once the answer's first byte is in the socket (peeked, not consumed), and
+/// only then does the delivery thread read it: so when `freeze()` (also under
+/// the lock) sees `!answered`, an answer the extension already sent is still
+/// in the socket where its peek finds it. Deciding by a peek alone raced: an
+/// answer read off the socket but not yet recorded looked unanswered.
+pub(crate) struct InFlight {
+    key: u64,
+    sock: Option<TcpStream>,
+    answered: bool,
 }
 
 pub(crate) struct Shared {
@@ -200,8 +212,8 @@ impl Shared {
         let unanswered: Vec<u64> = st
             .in_flight
             .iter()
-            .filter(|(_, s)| s.as_ref().map(|s| !answer_available(s)).unwrap_or(true))
-            .map(|(k, _)| *k)
+            .filter(|f| !f.answered && !f.sock.as_ref().is_some_and(answer_available))
+            .map(|f| f.key)
             .collect();
         st.spanned.extend(unanswered);
     }
@@ -519,11 +531,15 @@ impl Emulator {
                     .collect();
             }
         }
+        // Every invocation has emitted its platform.start before any goes on:
+        // they overlap by construction, not by timing.
+        let started = Arc::new(std::sync::Barrier::new(invs.len()));
         let hs: Vec<_> = invs
             .into_iter()
             .map(|inv| {
                 let sh = self.sh.clone();
-                std::thread::spawn(move || invoke_managed(&sh, inv))
+                let started = started.clone();
+                std::thread::spawn(move || invoke_managed(&sh, inv, &started))
             })
             .collect();
         hs.into_iter()
@@ -1189,11 +1205,15 @@ fn h_register(sh: &Arc<Shared>, req: &Request, seq: usize) -> Answer {
         last_invoke: None,
         errored: None,
     });
-    sh.emit_now(
-        &mut st,
-        "platform.extension",
-        json!({"name": name, "state": "Ready", "events": events}),
-    );
+    // Managed instances report every extension's state once, after
+    // initRuntimeDone (see finish_init).
+    if !sh.mi() {
+        sh.emit_now(
+            &mut st,
+            "platform.extension",
+            json!({"name": name, "state": "Ready", "events": events}),
+        );
+    }
     let f = &sh.cfg.function;
     let mut resp =
         json!({"functionName": f.name, "functionVersion": f.version, "handler": f.handler});
@@ -1508,6 +1528,15 @@ fn init_thread(sh: Arc<Shared>) {
     let rt_start = now_ms();
     st.runtime_started_ms = Some(rt_start);
     drop(st);
+    // The runtime's own output while it initialises: `function` records.
+    let n = sh.cfg.init_log_lines.len();
+    for (k, line) in sh.cfg.init_log_lines.iter().enumerate() {
+        sleep_until(rt_start + sh.cfg.runtime_init_ms as f64 * (k + 1) as f64 / (n + 1) as f64);
+        let t = now_ms();
+        let mut st = sh.lock();
+        let rec = log_record(sh.cfg.log_format, line, t, None);
+        sh.emit(&mut st, Event { time: t, ty: "function".into(), record: rec });
+    }
     sleep_until(rt_start + sh.cfg.runtime_init_ms as f64);
     let mut st = sh.lock();
     let ready = now_ms();
@@ -1560,6 +1589,22 @@ fn finish_init(sh: &Arc<Shared>, mut st: MutexGuard<'_, State>, result: Option<(
     });
     if let Some(e) = &err {
         rec["errorType"] = json!(e);
+    }
+    if sh.mi() {
+        // AWS's managed-instances RAPID sends every agent's state after the
+        // runtime's init and before initReport (runtimeInitWithTelemetry:
+        // SendAgentsInitStatus, internal/lambda-managed-instances/rapid/handlers.go).
+        let states: Vec<Value> = st
+            .exts
+            .iter()
+            .map(|e| {
+                let ready = !e.next_calls.is_empty();
+                json!({"name": e.name, "state": if ready { "Ready" } else { "Registered" }, "events": e.events})
+            })
+            .collect();
+        for r in states {
+            sh.emit_now(&mut st, "platform.extension", r);
+        }
     }
     sh.emit_now(&mut st, "platform.initReport", rec);
     // The subscription window closes when INIT ends.
@@ -1634,13 +1679,14 @@ fn status_of(inv: &Invocation) -> (&'static str, Option<String>) {
 }
 
 /// Emit platform.start, the function's lines spread over the duration, and
-/// runtimeDone. Returns (start, runtime_done, status, errorType).
+/// (on demand only) runtimeDone. Returns when the function responded.
 fn run_function(
     sh: &Arc<Shared>,
     inv: &Invocation,
     rid: &str,
     start: f64,
     tracing: &Option<Value>,
+    after_start: &dyn Fn(),
 ) -> f64 {
     {
         let mut st = sh.lock();
@@ -1659,6 +1705,7 @@ fn run_function(
             },
         );
     }
+    after_start();
     let n = inv.log_lines.len();
     for (k, line) in inv.log_lines.iter().enumerate() {
         sleep_until(start + inv.duration_ms as f64 * (k + 1) as f64 / (n + 1) as f64);
@@ -1676,17 +1723,18 @@ fn run_function(
     }
     sleep_until(start + inv.duration_ms as f64);
     let done = now_ms();
+    if sh.mi() {
+        // Managed instances emit no platform.runtimeDone (the report carries
+        // status, errorType and the spans; see invoke_managed).
+        return done;
+    }
     let (status, err) = status_of(inv);
     let runtime_ms = round3(done - start);
-    let latency = round3(runtime_ms * 0.98);
     let mut rec = json!({
         "requestId": rid,
         "status": status,
         "metrics": {"durationMs": runtime_ms, "producedBytes": inv.produced_bytes},
-        "spans": [
-            {"name": "responseLatency", "start": rfc3339(start), "durationMs": latency},
-            {"name": "responseDuration", "start": rfc3339(start + latency), "durationMs": round3(runtime_ms - latency)},
-        ],
+        "spans": response_spans(start, runtime_ms),
     });
     if let Some(e) = err {
         rec["errorType"] = json!(e);
@@ -1704,6 +1752,16 @@ fn run_function(
     // before it decides to call next.
     sh.flush_all_now(&mut st);
     done
+}
+
+/// `responseLatency` (until the response's first byte; 98 % of the runtime
+/// here) and `responseDuration` (the rest).
+fn response_spans(start: f64, runtime_ms: f64) -> Value {
+    let latency = round3(runtime_ms * 0.98);
+    json!([
+        {"name": "responseLatency", "start": rfc3339(start), "durationMs": latency},
+        {"name": "responseDuration", "start": rfc3339(start + latency), "durationMs": round3(runtime_ms - latency)},
+    ])
 }
 
 fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
@@ -1757,7 +1815,7 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
         sh.cv.notify_all();
     }
     let start = out.started_ms;
-    let done = run_function(sh, &inv, &rid, start, &tracing);
+    let done = run_function(sh, &inv, &rid, start, &tracing, &|| {});
     out.runtime_done_ms = done;
     let (status, err) = status_of(&inv);
     out.status = status.into();
@@ -1869,7 +1927,7 @@ fn invoke_on_demand(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     out
 }
 
-fn invoke_managed(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
+fn invoke_managed(sh: &Arc<Shared>, inv: Invocation, started: &std::sync::Barrier) -> InvokeOutcome {
     let rid = uuid();
     let mut out = InvokeOutcome {
         request_id: rid.clone(),
@@ -1882,7 +1940,9 @@ fn invoke_managed(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     };
     let start = now_ms();
     out.started_ms = start;
-    let done = run_function(sh, &inv, &rid, start, &tracing);
+    let done = run_function(sh, &inv, &rid, start, &tracing, &|| {
+        started.wait();
+    });
     out.runtime_done_ms = done;
     let (status, err) = status_of(&inv);
     out.status = status.into();
@@ -1890,7 +1950,15 @@ fn invoke_managed(sh: &Arc<Shared>, inv: Invocation) -> InvokeOutcome {
     let dur = round3(done - start);
     out.report_duration_ms = dur;
     out.billed_duration_ms = dur.ceil().max(1.0) as u64;
-    let mut rec = json!({"requestId": rid, "status": status, "metrics": {"durationMs": dur}});
+    // As AWS's managed-instances emulator: status, errorType?, only
+    // durationMs, and the responseLatency/responseDuration spans
+    // (internal/lambda-managed-instances/aws-lambda-rie/test/rie_test.go).
+    let mut rec = json!({
+        "requestId": rid,
+        "status": status,
+        "metrics": {"durationMs": dur},
+        "spans": response_spans(start, dur),
+    });
     if let Some(e) = &err {
         rec["errorType"] = json!(e);
     }
@@ -2025,8 +2093,8 @@ fn stop_everything(sh: &Arc<Shared>, kill: bool) {
         }
         st.stopping = true;
         // Unblock delivery threads waiting on a subscriber that never answers.
-        for (_, sock) in st.in_flight.iter() {
-            if let Some(sock) = sock {
+        for f in st.in_flight.iter() {
+            if let Some(sock) = &f.sock {
                 let _ = sock.shutdown(Shutdown::Both);
             }
         }
@@ -2113,7 +2181,11 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
                 if st.stopping {
                     return;
                 }
-                st.in_flight.push((key, None));
+                st.in_flight.push(InFlight {
+                    key,
+                    sock: None,
+                    answered: false,
+                });
                 started = now_ms();
             }
             let fault = {
@@ -2133,7 +2205,7 @@ fn delivery_loop(sh: Arc<Shared>, idx: usize) {
             let finished = now_ms();
             let spanned_freeze = {
                 let mut st = sh.lock();
-                st.in_flight.retain(|(k, _)| *k != key);
+                st.in_flight.retain(|f| f.key != key);
                 let hit = st.spanned.contains(&key);
                 st.spanned.retain(|k| *k != key);
                 hit
@@ -2215,11 +2287,21 @@ fn post(
         let c = conn.as_mut().unwrap();
         if let Ok(clone) = c.reader.get_ref().try_clone() {
             let mut st = sh.lock();
-            if let Some(e) = st.in_flight.iter_mut().find(|(k, _)| *k == key) {
-                e.1 = Some(clone);
+            if let Some(f) = st.in_flight.iter_mut().find(|f| f.key == key) {
+                f.sock = Some(clone);
             }
         }
-        match c.request("POST", &info.path, &host, &headers, body) {
+        let res = c.send("POST", &info.path, &host, &headers, body).and_then(|()| {
+            // The answer is there (peeked): record that before consuming it.
+            if c.wait_answer() {
+                let mut st = sh.lock();
+                if let Some(f) = st.in_flight.iter_mut().find(|f| f.key == key) {
+                    f.answered = true;
+                }
+            }
+            c.read()
+        });
+        match res {
             Ok(r) => {
                 if !r.keep_alive() {
                     *conn = None;

@@ -296,6 +296,27 @@ impl ClientConn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> io::Result<Response> {
+        self.send(method, path, host, headers, body)?;
+        self.read()
+    }
+    /// Block (up to the read timeout) until the answer's first byte or EOF
+    /// is there, without consuming it; false on timeout or error.
+    pub fn wait_answer(&self) -> bool {
+        !self.reader.buffer().is_empty() || self.reader.get_ref().peek(&mut [0u8; 1]).is_ok()
+    }
+    /// Read one response.
+    pub fn read(&mut self) -> io::Result<Response> {
+        read_response(&mut self.reader)
+    }
+    /// Write one request.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<()> {
         let mut out = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
         for (k, v) in headers {
             out.push_str(&format!("{k}: {v}\r\n"));
@@ -307,8 +328,7 @@ impl ClientConn {
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(body);
         self.reader.get_mut().write_all(&bytes)?;
-        self.reader.get_mut().flush()?;
-        read_response(&mut self.reader)
+        self.reader.get_mut().flush()
     }
 }
 

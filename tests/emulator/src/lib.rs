@@ -108,8 +108,15 @@
 //! **Managed instances** ([`Mode::ManagedInstances`]): registering `INVOKE`
 //! is 403 `Extension.InvalidEventType`, `next` only ever returns SHUTDOWN,
 //! telemetry schema 2025-01-29 only, [`Emulator::invoke_many`] runs
-//! invocations concurrently, `platform.report` carries only `durationMs`,
-//! no freezing.
+//! invocations concurrently, no freezing. The records are those of AWS's
+//! managed-instances emulator: INIT emits `platform.initStart`,
+//! `platform.telemetrySubscription` per subscriber, the runtime's
+//! [`Config::init_log_lines`] as `function`, `platform.initRuntimeDone`,
+//! then one `platform.extension` per extension (not at `register`), then
+//! `platform.initReport`; each invocation emits `platform.start`, its
+//! `function` lines and `platform.report` (`status`, `errorType?`,
+//! `metrics` with only `durationMs`, spans `responseLatency` and
+//! `responseDuration`) and **no `platform.runtimeDone`**.
 //!
 //! **Faults** ([`Faults`]): failing `register`, an unknown event type before
 //! the first INVOKE, 202 for subscriptions (old emulators), deliveries aborted

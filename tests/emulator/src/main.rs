@@ -10,11 +10,25 @@ use lambda_emulator::*;
 use serde_json::Value;
 use std::time::Duration;
 
+// The SketchPayload decoder slimcap's own tests use (prost).
+#[path = "../../common/sketch_proto.rs"]
+#[allow(dead_code)]
+mod sketch_proto;
+
+const LEGEND: &str = "\
+legend:  → the extension calls the Lambda API (← the platform's answer)
+         ← next returns an event to the extension
+         ⇢ telemetry POST: the platform delivers telemetry records to the extension's listener
+         ⇢ intake: the extension ships to (fake) Datadog
+         · frozen / thawed: the sandbox is frozen between invocations (the extension is SIGSTOPped)
+         » a line the extension printed (-v)
+";
+
 fn usage() -> ! {
     eprintln!("usage: lambda-emulator demo [PATH_TO_EXTENSION] [--mi] [-v]");
     eprintln!("  PATH defaults to target/release/slimcap (build it with `cargo build --release`)");
     eprintln!("  --mi   emulate Lambda Managed Instances (concurrent invocations, SHUTDOWN only)");
-    eprintln!("  -v     also print the extension's own output");
+    eprintln!("  -v     also print the extension's own output (run with DD_LOG_LEVEL=debug)");
     std::process::exit(2);
 }
 
@@ -67,7 +81,10 @@ fn main() {
         match a.as_str() {
             "--mi" => mi = true,
             "-v" | "--verbose" => verbose = true,
-            "-h" | "--help" => usage(),
+            "-h" | "--help" => {
+                println!("usage: lambda-emulator demo [PATH_TO_EXTENSION] [--mi] [-v]");
+                return;
+            }
             p if !p.starts_with('-') && path.is_none() => path = Some(p.to_string()),
             _ => usage(),
         }
@@ -103,6 +120,10 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
         ("DD_SERVICE".into(), "demo".into()),
         ("DD_ENV".into(), "emulator".into()),
     ];
+    if verbose {
+        cfg.env.push(("DD_LOG_LEVEL".into(), "debug".into()));
+    }
+    cfg.init_log_lines = vec!["runtime: loading handler app.handler".into()];
     println!(
         "lambda-emulator demo: {} sandbox, function demo-fn (256 MB, us-east-1), extension {name:?}",
         cfg.mode.init_type()
@@ -129,7 +150,7 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
         Invocation::new(40)
             .log("processing order 2")
             .log("ERROR payment service said: boom")
-            .status(InvokeStatus::Error),
+            .status(InvokeStatus::Error), // on purpose: an error for the metrics and logs
         Invocation::new(120)
             .log("processing order 3")
             .log("order 3 done")
@@ -228,14 +249,21 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
             ok = false;
             continue;
         }
+        let deliberate = if o.status == "success" {
+            ""
+        } else {
+            " (deliberate: the demo's invocation #2 fails)"
+        };
         tl.push((
             o.started_ms,
-            format!("INVOKE #{} {}", i + 1, short(&o.request_id)),
+            format!("INVOKE #{} {}{deliberate}", i + 1, short(&o.request_id)),
         ));
+        // Managed instances have no runtimeDone: the function's response.
+        let done = if mi { "response" } else { "runtimeDone" };
         tl.push((
             o.runtime_done_ms,
             format!(
-                "runtimeDone #{} {} ({:.1} ms)",
+                "{done} #{} {} ({:.1} ms){deliberate}",
                 i + 1,
                 o.status,
                 o.runtime_done_ms - o.started_ms
@@ -324,10 +352,11 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
     }
     if verbose {
         for l in emu.output() {
-            tl.push((l.at_ms, format!("[{}] {}", l.ext, l.line)));
+            tl.push((l.at_ms, format!("» {}", l.line)));
         }
     }
     tl.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    println!("{LEGEND}");
     for (t, s) in &tl {
         println!("{:>9.1} ms  {s}", t - t0);
     }
@@ -404,6 +433,7 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
     for (p, n, b) in &paths {
         println!("  intake {p}: {n} request(s), {}", size(*b));
     }
+    print_received(&reqs);
     let code = sd.processes.first().and_then(|p| p.exit_code);
     println!(
         "  shutdown: {} in {:.1} ms, exit code {}",
@@ -421,5 +451,80 @@ fn run(path: &str, mi: bool, verbose: bool) -> i32 {
         1
     } else {
         0
+    }
+}
+
+/// What reached the intake: each metric with a value, the first log lines.
+fn print_received(reqs: &[IntakeRequest]) {
+    // metric -> (points, sum, min, max), over every payload and cold_start tag
+    let mut metrics: Vec<(String, i64, f64, f64, f64)> = vec![];
+    let mut logs: Vec<String> = vec![];
+    for r in reqs {
+        match r.path_only() {
+            "/api/beta/sketches" => {
+                use prost::Message;
+                let Ok(p) = sketch_proto::SketchPayload::decode(r.body.as_slice()) else {
+                    println!("  (a sketches body did not decode)");
+                    continue;
+                };
+                for sk in p.sketches {
+                    let i = match metrics.iter().position(|m| m.0 == sk.metric) {
+                        Some(i) => i,
+                        None => {
+                            metrics.push((sk.metric.clone(), 0, 0.0, f64::MAX, f64::MIN));
+                            metrics.len() - 1
+                        }
+                    };
+                    let m = &mut metrics[i];
+                    for d in &sk.dogsketches {
+                        m.1 += d.cnt;
+                        m.2 += d.sum;
+                        m.3 = m.3.min(d.min);
+                        m.4 = m.4.max(d.max);
+                    }
+                }
+            }
+            "/api/v2/logs" => {
+                if let Some(Value::Array(a)) = r.json() {
+                    // (the entry's message: a string, or {"lambda":…,"message":…})
+                    logs.extend(a.iter().map(|e| {
+                        let m = match &e["message"] {
+                            Value::Object(o) => o.get("message").unwrap_or(&Value::Null),
+                            m => m,
+                        };
+                        m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string())
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !metrics.is_empty() {
+        println!("  metrics received (distributions: points, then the value or avg [min..max]):");
+    }
+    for (name, n, sum, min, max) in &metrics {
+        let v = if min == max {
+            round(*min)
+        } else {
+            format!("avg {} [{}..{}]", round(sum / *n as f64), round(*min), round(*max))
+        };
+        println!("    {name:<46} {n:>2} × {v}");
+    }
+    if !logs.is_empty() {
+        println!("  logs received: {} entries; the first:", logs.len());
+    }
+    for l in logs.iter().take(8) {
+        let l = l.trim_end();
+        let cut: String = l.chars().take(110).collect();
+        println!("    {cut}{}", if cut.len() < l.len() { "…" } else { "" });
+    }
+}
+
+/// Three decimals, or three significant digits for tiny values (costs).
+fn round(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.001 {
+        format!("{v:.3e}")
+    } else {
+        format!("{}", (v * 1000.0).round() / 1000.0)
     }
 }

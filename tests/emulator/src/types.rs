@@ -199,6 +199,9 @@ pub struct Config {
     /// frozen and SIGCONT them at the thaw (Linux), so a request the
     /// extension left in flight stalls as on Lambda. Off by default.
     pub freeze_processes: bool,
+    /// Lines the runtime prints while it initialises (`function` records
+    /// between the subscriptions and `platform.initRuntimeDone`).
+    pub init_log_lines: Vec<String>,
 }
 
 impl Default for Config {
@@ -218,6 +221,7 @@ impl Default for Config {
             delivery_timeout_ms: 5000,
             echo_output: false,
             freeze_processes: false,
+            init_log_lines: vec![],
         }
     }
 }
