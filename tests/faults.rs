@@ -1,0 +1,82 @@
+//! Fault tests (issue 8, part A): an intake that hangs, half-closes, answers
+//! slowly or refuses, under every flush strategy, with a 3 s function
+//! timeout; and SHUTDOWN in the middle of a flush, both modes. Each asserts:
+//! no invocation timed out because of slimcap (the emulator reports an
+//! extension whose `next` came after the deadline), no SIGKILL at SHUTDOWN,
+//! exit 0, and every logged line either arrived once the intake recovered
+//! or is counted in the dropped figure of slimcap's exit line.
+//!
+//! Mirrors no bottlecap test: bottlecap's flush (bottlecap/src/lifecycle/
+//! flush_control.rs, and the `tokio::time::timeout` around each flush in
+//! bottlecap/src/bin/bottlecap/main.rs) bounds a flush by `DD_FLUSH_TIMEOUT`
+//! only, not by the invocation's deadline: the behaviour issue 8 fixes.
+
+mod common;
+#[path = "common/faults.rs"]
+mod faults;
+
+use faults::{Fault, Outcome, Scenario};
+
+fn check(sc: &Scenario, o: &Outcome) {
+    let ctx = || format!("{sc:?}\n{o:?}");
+    assert_eq!(o.timed_out_by_extension, 0, "an invocation timed out because of slimcap: {}", ctx());
+    assert!(!o.killed, "SIGKILLed at SHUTDOWN: {}", ctx());
+    assert_eq!(o.exit_code, Some(0), "{}", ctx());
+    assert!(o.output.iter().all(|l| !l.contains("test-api-key-0123456789")), "key printed: {}", ctx());
+    let exit = o.dropped_reported.unwrap_or_else(|| panic!("no exit line: {}", ctx()));
+    if !sc.shutdown_in_fault && sc.fault != Fault::Refused {
+        // the intake came back: everything kept arrived, nothing dropped
+        assert_eq!(o.lines_arrived, o.lines_logged, "{}", ctx());
+        assert_eq!(exit, 0, "{}", ctx());
+    } else if o.lines_arrived < o.lines_logged {
+        assert!(o.accounted(), "lines neither delivered nor counted as dropped: {}", ctx());
+    }
+}
+
+fn scenario(fault: Fault, strategy: Option<&'static str>, managed: bool, shutdown_in_fault: bool) {
+    let sc = Scenario { fault, strategy, timeout_ms: 3_000, managed, invocations: 2, shutdown_in_fault };
+    let o = faults::run(common::spec(), &sc);
+    check(&sc, &o);
+    if managed {
+        // the exit line counts the invocations (from platform.start)
+        assert_eq!(o.invocations_reported, Some(o.invocations as u64), "{sc:?}\n{o:?}");
+    }
+}
+
+/// One test per fault and strategy (on demand, the intake recovers), plus
+/// SHUTDOWN into the fault on demand (its final flush) and in Managed
+/// Instances mode (in the middle of the timer flush, and after recovery).
+macro_rules! fault_tests {
+    ($($name:ident: $fault:expr;)*) => {
+        mod on_demand {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    for s in faults::STRATEGIES {
+                        scenario($fault, s, false, false);
+                    }
+                }
+            )*
+        }
+        mod on_demand_shutdown_in_final_flush {
+            use super::*;
+            $( #[test] fn $name() { scenario($fault, None, false, true) } )*
+        }
+        mod managed_shutdown_in_timer_flush {
+            use super::*;
+            $( #[test] fn $name() { scenario($fault, None, true, true) } )*
+        }
+        mod managed_recovers_after_timer_flush {
+            use super::*;
+            $( #[test] fn $name() { scenario($fault, None, true, false) } )*
+        }
+    };
+}
+
+fault_tests! {
+    hung: Fault::Hang;
+    half_closed: Fault::HalfClose;
+    slow: Fault::Slow;
+    refused: Fault::Refused;
+}
