@@ -80,3 +80,26 @@ fault_tests! {
     slow: Fault::Slow;
     refused: Fault::Refused;
 }
+
+/// A `DD_API_KEY` that cannot be a header value (CR/LF) is a configuration
+/// error handled like an unset key: the lifecycle runs (the function is not
+/// harmed), one error line names the variable, nothing goes to the intake
+/// (dropped, counted in the exit line), the key is never printed.
+#[test]
+fn an_api_key_with_crlf_is_ignored_like_an_unset_one() {
+    let intake = common::FakeIntake::start();
+    let bad = "0123abcd\r\nX-Injected: 1";
+    let c = common::config(&intake, &[("DD_API_KEY", bad), ("DD_LOG_LEVEL", "debug")]);
+    let emu = common::start(c);
+    let out = emu.invoke(common::Invocation::new(20).log("a line"));
+    assert!(out.error.is_none() && out.extension_errors.is_empty(), "{out:?}");
+    let sd = emu.shutdown("spindown");
+    assert!(!sd.killed && sd.exit_code(common::NAME) == Some(0), "{sd:?}");
+    assert!(intake.requests().is_empty(), "{:?}", intake.requests());
+    let lines = common::output(&emu);
+    let errs: Vec<_> = lines.iter().filter(|l| l.contains("DD_API_KEY:") && l.contains("HTTP header")).collect();
+    assert_eq!(errs.len(), 1, "{lines:#?}");
+    assert!(lines.iter().all(|l| !l.contains("0123abcd") && !l.contains("X-Injected")), "{lines:#?}");
+    let exit = lines.iter().find(|l| l.contains("exiting: ")).expect("exit line");
+    assert!(!exit.contains(" 0 payloads dropped"), "{exit}");
+}

@@ -65,7 +65,7 @@ enum Phase {
     /// The invocation's work is done (flushed if due): `next` goes out at the next poll.
     ReadyForNext,
     /// SHUTDOWN received.
-    ShuttingDown { deadline_ms: i64, report_wait_until: i64, flushed: bool },
+    ShuttingDown { deadline_ms: i64, report_wait_until: i64, flushed: bool, cut_in_flight_at: i64 },
     Done,
 }
 
@@ -190,10 +190,14 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
         }
     }
 
-    /// After SHUTDOWN: the epoch-ms time by which every socket must be done
-    /// (a background flush under way is cut there), else `None`.
+    /// After SHUTDOWN: the epoch-ms time by which every socket must be done,
+    /// else `None`. A background flush under way when SHUTDOWN came is cut
+    /// halfway to the latest exit: a request stuck on its connection must not
+    /// take the whole budget from the final flush, which has the other half
+    /// (on a fresh connection) for what it did not deliver.
     pub fn io_cutoff(&self) -> Option<i64> {
         match &self.phase {
+            Phase::ShuttingDown { cut_in_flight_at, .. } if self.in_flight => Some(*cut_in_flight_at),
             Phase::ShuttingDown { deadline_ms, .. } => Some(deadline_ms - SHUTDOWN_MARGIN_MS),
             _ => None,
         }
@@ -239,7 +243,8 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                 } else {
                     (now_ms + SHUTDOWN_REPORT_WAIT_MS).min(latest_exit)
                 };
-                self.phase = Phase::ShuttingDown { deadline_ms, report_wait_until, flushed: false };
+                let cut_in_flight_at = now_ms + (latest_exit - now_ms) / 2;
+                self.phase = Phase::ShuttingDown { deadline_ms, report_wait_until, flushed: false, cut_in_flight_at };
             }
             Event::Unknown(_) => {
                 // Not ours to understand: go back to `next` (after any flush due).
@@ -377,7 +382,7 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                 self.phase = Phase::InNext;
                 Action::CallNext
             }
-            Phase::ShuttingDown { deadline_ms, report_wait_until, flushed } => {
+            Phase::ShuttingDown { deadline_ms, report_wait_until, flushed, .. } => {
                 let latest_exit = *deadline_ms - SHUTDOWN_MARGIN_MS;
                 if *flushed || now_ms >= latest_exit {
                     self.phase = Phase::Done;
@@ -634,13 +639,14 @@ mod tests {
         // not over yet: no second timer flush, however long it takes
         assert_eq!(c.poll(2 * t), Action::Wait(Some(3 * t)));
         assert_eq!(c.io_cutoff(), None);
-        // SHUTDOWN while it runs: its sockets are cut at deadline - margin, the core waits
+        // SHUTDOWN while it runs: its sockets are cut halfway to deadline - margin, the core waits
         c.on_event(Event::Shutdown { reason: "spindown".into(), deadline_ms: 2 * t + 2_000 }, 2 * t);
         let latest = 2 * t + 2_000 - SHUTDOWN_MARGIN_MS;
-        assert_eq!(c.io_cutoff(), Some(latest));
+        assert_eq!(c.io_cutoff(), Some(2 * t + 900));
         assert_eq!(c.poll(2 * t + 1), Action::Wait(Some(latest)));
-        // it ends: the final flush gets what is left of the budget
+        // it ends: the final flush gets what is left of the budget, the cutoff moves to the latest exit
         c.flushed(2 * t + 500);
+        assert_eq!(c.io_cutoff(), Some(latest));
         assert_eq!(c.poll(2 * t + 500), Action::Flush { deadline_ms: latest, final_flush: true, background: false });
         c.flushed(2 * t + 600);
         assert_eq!(c.poll(2 * t + 600), Action::Exit);

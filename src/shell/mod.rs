@@ -299,6 +299,9 @@ pub fn run() -> i32 {
                 let done = shipper.landed(parcel, &mut core.sink);
                 log::debug!("background flush complete: {done}");
                 core.flushed(now_ms());
+                if let Some(cut) = core.io_cutoff() {
+                    net::cut_at(cut); // (after SHUTDOWN: the final flush's, later)
+                }
             }
         }
     }

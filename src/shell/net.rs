@@ -80,7 +80,7 @@ const SLICE: Duration = Duration::from_millis(50);
 /// `epoch_ms`, including one blocked in a socket right now (within
 /// [`SLICE`]). Requests without a deadline (the `next` long poll) are not cut.
 pub fn cut_at(epoch_ms: i64) {
-    CUTOFF_MS.fetch_min(epoch_ms, Ordering::Relaxed);
+    CUTOFF_MS.store(epoch_ms, Ordering::Relaxed);
 }
 
 /// Time left before `deadline` (and the cutoff); an error once none is left.
