@@ -34,6 +34,8 @@ pub struct Config {
     pub buffer_timeout_ms: u32,
 
     pub api_key: Option<String>,
+    /// `DD_API_KEY` was set but not usable in a header: ignored (as if unset).
+    pub api_key_unsafe: bool,
     pub api_key_secret_arn: Option<String>,
     pub site: String,
     /// Base URL for metrics (`DD_DD_URL` / `DD_URL`, else `https://api.<site>`).
@@ -107,7 +109,8 @@ impl Config {
             buffer_max_items: number(&get, "SLIMCAP_BUFFER_MAX_ITEMS", 1000, 1000, 10_000, &mut warn) as u32,
             buffer_max_bytes: number(&get, "SLIMCAP_BUFFER_MAX_BYTES", 262_144, 262_144, 1_048_576, &mut warn) as u32,
             buffer_timeout_ms: number(&get, "SLIMCAP_BUFFER_TIMEOUT_MS", 25, 25, 30_000, &mut warn) as u32,
-            api_key: get("DD_API_KEY"),
+            api_key: get("DD_API_KEY").filter(|k| header_safe(k)),
+            api_key_unsafe: get("DD_API_KEY").is_some_and(|k| !header_safe(&k)),
             api_key_secret_arn: get("DD_API_KEY_SECRET_ARN"),
             site,
             metrics_url,
@@ -144,7 +147,30 @@ impl Config {
     }
 }
 
+/// Said of a key that cannot go into a request header (the key never printed).
+pub const UNSAFE_KEY: &str = "the API key contains characters that cannot appear in an HTTP header (control characters such as CR or LF, or non-ASCII): it is ignored, as if unset; metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)";
+
+/// Whether `v` can be an HTTP header value as it is: visible ASCII, inner
+/// spaces and tabs (RFC 9110 field-value without obs-text). A key with CR/LF
+/// would let its holder inject headers; one with non-ASCII would be refused.
+pub fn header_safe(v: &str) -> bool {
+    v.bytes().all(|b| matches!(b, b' ' | b'\t' | 0x21..=0x7e))
+}
+
 impl Config {
+    /// The one error line about the API key, if any (both shells): not set
+    /// (and no secret to fetch), or set but not usable in a header. Then
+    /// slimcap runs the lifecycle and drops what it would send, counted.
+    pub fn api_key_error(&self) -> Option<String> {
+        if self.api_key_unsafe {
+            let also = if self.api_key_secret_arn.is_some() { " (DD_API_KEY_SECRET_ARN is used instead)" } else { "" };
+            return Some(format!("DD_API_KEY: {UNSAFE_KEY}{also}"));
+        }
+        (self.api_key.is_none() && self.api_key_secret_arn.is_none()).then(|| {
+            "DD_API_KEY is not set: metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)".into()
+        })
+    }
+
     /// Fatal configuration problems (the shells report them with `init/error`).
     pub fn validate(&self) -> Result<(), String> {
         for (key, url) in [("DD_DD_URL/DD_URL/DD_SITE", &self.metrics_url), ("DD_LOGS_CONFIG_LOGS_DD_URL", &self.logs_url)] {
@@ -246,6 +272,26 @@ mod tests {
 
     fn cfg(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
         Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn api_key_that_cannot_be_a_header_is_ignored_never_printed() {
+        for bad in ["abc\r\nX-Evil: 1", "ab\ncd", "k\u{0}ey", "cl\u{e9}"] {
+            let (c, _) = cfg(&[("DD_API_KEY", bad)]);
+            assert!(c.api_key.is_none() && c.api_key_unsafe, "{bad:?}");
+            let e = c.api_key_error().unwrap();
+            assert!(e.starts_with("DD_API_KEY: ") && !e.contains(bad) && !e.contains("X-Evil"), "{e}");
+        }
+        // with a secret to fall back on, the secret is used (and the line says so)
+        let (c, _) = cfg(&[("DD_API_KEY", "a\nb"), ("DD_API_KEY_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:k")]);
+        assert!(c.api_key_error().unwrap().contains("DD_API_KEY_SECRET_ARN is used instead"));
+        // surrounding whitespace is trimmed; inner spaces are legal in a header
+        let (c, _) = cfg(&[("DD_API_KEY", " 0123abcd\n")]);
+        assert_eq!(c.api_key.as_deref(), Some("0123abcd"));
+        assert_eq!(c.api_key_error(), None);
+        assert!(header_safe("a b\tc") && !header_safe("a\rb"));
+        let (c, _) = cfg(&[]);
+        assert!(c.api_key_error().unwrap().contains("is not set"));
     }
 
     #[test]

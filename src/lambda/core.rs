@@ -16,6 +16,25 @@ pub const SHUTDOWN_REPORT_WAIT_MS: i64 = 300;
 pub const SHUTDOWN_MARGIN_MS: i64 = 200;
 /// Managed instances never freeze: flush on a timer.
 pub const MANAGED_FLUSH_INTERVAL_MS: i64 = 10_000;
+/// Work at an invocation boundary (the wait for `runtimeDone`, a flush) ends
+/// this long before the invocation's `deadlineMs`, so that `next` reaches the
+/// platform in time even on a loaded machine: the settling of the warm-up,
+/// the poller's wakeup and the `next` request itself fit in it with room.
+pub const INVOKE_MARGIN_MS: i64 = 200;
+/// A flush with less time than this does not start: its payloads stay kept.
+pub const MIN_FLUSH_MS: i64 = 20;
+
+/// How long a flush at an invocation boundary may run, as the epoch-ms time
+/// it must be over by: `DD_FLUSH_TIMEOUT` after `now`, but never past the
+/// invocation's deadline minus [`INVOKE_MARGIN_MS`] (`deadline_ms` 0: none
+/// known). `None`: too little time is left, do not flush (keep everything).
+pub fn boundary_flush_deadline(now_ms: i64, deadline_ms: i64, flush_timeout_ms: i64) -> Option<i64> {
+    let mut end = now_ms + flush_timeout_ms;
+    if deadline_ms > 0 {
+        end = end.min(deadline_ms - INVOKE_MARGIN_MS);
+    }
+    (end - now_ms >= MIN_FLUSH_MS).then_some(end)
+}
 
 /// What the shell should do next.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +42,12 @@ pub enum Action {
     /// Wait for input, at most until this epoch-ms time (`None`: no bound).
     Wait(Option<i64>),
     /// Ship what is buffered; give up at this epoch-ms time. Then call
-    /// [`Core::flushed`] and poll again.
-    Flush { deadline_ms: i64, final_flush: bool },
+    /// [`Core::flushed`] and poll again. `background` (the Managed Instances
+    /// timer flush): run it off the thread that handles SHUTDOWN and call
+    /// [`Core::flushed`] when it ends; until then the core starts no other
+    /// flush, and at SHUTDOWN waits for it (the shell cuts its sockets at
+    /// [`Core::io_cutoff`]).
+    Flush { deadline_ms: i64, final_flush: bool, background: bool },
     /// Let the `next` long-poll go out (the shell then blocks in it).
     CallNext,
     /// Exit the process with status 0.
@@ -42,7 +65,7 @@ enum Phase {
     /// The invocation's work is done (flushed if due): `next` goes out at the next poll.
     ReadyForNext,
     /// SHUTDOWN received.
-    ShuttingDown { deadline_ms: i64, report_wait_until: i64, flushed: bool },
+    ShuttingDown { deadline_ms: i64, report_wait_until: i64, flushed: bool, cut_in_flight_at: i64 },
     Done,
 }
 
@@ -145,6 +168,8 @@ pub struct Core<P: FlushPolicy, S: Sink> {
     /// `platform.initReport` arrived (a SHUTDOWN right after INIT waits for it:
     /// it carries `init_duration`).
     init_report_seen: bool,
+    /// A background flush is under way (Managed Instances timer flush).
+    in_flight: bool,
 }
 
 impl<P: FlushPolicy, S: Sink> Core<P, S> {
@@ -161,6 +186,29 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
             flush_timeout_ms: 30_000,
             telemetry_active: true,
             init_report_seen: false,
+            in_flight: false,
+        }
+    }
+
+    /// After SHUTDOWN: the epoch-ms time by which every socket must be done,
+    /// else `None`. A background flush under way when SHUTDOWN came is cut
+    /// halfway to the latest exit: a request stuck on its connection must not
+    /// take the whole budget from the final flush, which has the other half
+    /// (on a fresh connection) for what it did not deliver.
+    pub fn io_cutoff(&self) -> Option<i64> {
+        match &self.phase {
+            Phase::ShuttingDown { cut_in_flight_at, .. } if self.in_flight => Some(*cut_in_flight_at),
+            Phase::ShuttingDown { deadline_ms, .. } => Some(deadline_ms - SHUTDOWN_MARGIN_MS),
+            _ => None,
+        }
+    }
+
+    /// While an invocation runs: when its boundary work must be over
+    /// (deadline minus [`INVOKE_MARGIN_MS`]); bounds the intake warm-up.
+    pub fn invocation_cutoff(&self) -> Option<i64> {
+        match &self.phase {
+            Phase::Invoking { deadline_ms, .. } if *deadline_ms > 0 => Some(deadline_ms - INVOKE_MARGIN_MS),
+            _ => None,
         }
     }
 
@@ -195,7 +243,8 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                 } else {
                     (now_ms + SHUTDOWN_REPORT_WAIT_MS).min(latest_exit)
                 };
-                self.phase = Phase::ShuttingDown { deadline_ms, report_wait_until, flushed: false };
+                let cut_in_flight_at = now_ms + (latest_exit - now_ms) / 2;
+                self.phase = Phase::ShuttingDown { deadline_ms, report_wait_until, flushed: false, cut_in_flight_at };
             }
             Event::Unknown(_) => {
                 // Not ours to understand: go back to `next` (after any flush due).
@@ -228,7 +277,9 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                 _ => self.stats.platform += 1,
             }
             match &rec.kind {
+                // Managed Instances send no INVOKE: count invocations here.
                 Kind::Start { request_id: Some(rid), .. } if self.managed => {
+                    self.stats.invocations += 1;
                     self.expect_report(rid);
                 }
                 Kind::RuntimeDone { request_id: Some(rid), .. } => {
@@ -275,6 +326,7 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
 
     /// A flush returned by [`Core::poll`] has finished (or was abandoned).
     pub fn flushed(&mut self, now_ms: i64) {
+        self.in_flight = false;
         self.policy.on_flushed(now_ms);
     }
 
@@ -290,9 +342,14 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                 // On demand the sandbox may be frozen now: never flush here.
                 // Managed instances do not freeze: flush on a timer.
                 if self.managed {
-                    if now_ms >= self.next_timer_flush && self.sink.pending() {
+                    if now_ms >= self.next_timer_flush && self.sink.pending() && !self.in_flight {
                         self.next_timer_flush = now_ms + MANAGED_FLUSH_INTERVAL_MS;
-                        return Action::Flush { deadline_ms: now_ms + MANAGED_FLUSH_INTERVAL_MS / 2, final_flush: false };
+                        self.in_flight = true;
+                        return Action::Flush {
+                            deadline_ms: now_ms + MANAGED_FLUSH_INTERVAL_MS / 2,
+                            final_flush: false,
+                            background: true,
+                        };
                     }
                     if now_ms >= self.next_timer_flush {
                         self.next_timer_flush = now_ms + MANAGED_FLUSH_INTERVAL_MS;
@@ -302,18 +359,21 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                 Action::Wait(None)
             }
             Phase::Invoking { deadline_ms, runtime_done, .. } => {
+                // (`next` goes out before the deadline, runtimeDone or not.)
+                let cutoff = *deadline_ms - INVOKE_MARGIN_MS;
                 let done = *runtime_done
                     || !self.telemetry_active
                     || !self.policy.wait_for_runtime_done()
-                    || (*deadline_ms > 0 && now_ms >= *deadline_ms);
+                    || (*deadline_ms > 0 && now_ms >= cutoff);
                 if !done {
-                    let until = if *deadline_ms > 0 { Some(*deadline_ms) } else { None };
+                    let until = if *deadline_ms > 0 { Some(cutoff) } else { None };
                     return Action::Wait(until);
                 }
                 let rd = *runtime_done;
-                if self.sink.pending() && self.policy.flush_at_boundary(now_ms, rd) {
+                let end = boundary_flush_deadline(now_ms, *deadline_ms, self.flush_timeout_ms);
+                if let Some(end) = end.filter(|_| self.sink.pending() && self.policy.flush_at_boundary(now_ms, rd)) {
                     self.phase = Phase::ReadyForNext;
-                    return Action::Flush { deadline_ms: now_ms + self.flush_timeout_ms, final_flush: false };
+                    return Action::Flush { deadline_ms: end, final_flush: false, background: false };
                 }
                 self.phase = Phase::InNext;
                 Action::CallNext
@@ -322,18 +382,22 @@ impl<P: FlushPolicy, S: Sink> Core<P, S> {
                 self.phase = Phase::InNext;
                 Action::CallNext
             }
-            Phase::ShuttingDown { deadline_ms, report_wait_until, flushed } => {
+            Phase::ShuttingDown { deadline_ms, report_wait_until, flushed, .. } => {
                 let latest_exit = *deadline_ms - SHUTDOWN_MARGIN_MS;
                 if *flushed || now_ms >= latest_exit {
                     self.phase = Phase::Done;
                     return Action::Exit;
+                }
+                if self.in_flight {
+                    // (its sockets are cut at latest_exit: see io_cutoff)
+                    return Action::Wait(Some(latest_exit));
                 }
                 if waiting_for_reports && now_ms < *report_wait_until {
                     return Action::Wait(Some(*report_wait_until));
                 }
                 *flushed = true;
                 if self.sink.pending() {
-                    return Action::Flush { deadline_ms: latest_exit, final_flush: true };
+                    return Action::Flush { deadline_ms: latest_exit, final_flush: true, background: false };
                 }
                 self.phase = Phase::Done;
                 Action::Exit
@@ -404,9 +468,9 @@ mod tests {
         let mut c = Core::new(false, FlushAtEnd, Busy(false));
         assert_eq!(c.poll(0), Action::CallNext);
         c.on_event(invoke("a", 10_000), 100);
-        assert_eq!(c.poll(100), Action::Wait(Some(10_000)));
+        assert_eq!(c.poll(100), Action::Wait(Some(10_000 - INVOKE_MARGIN_MS)));
         c.on_records(&[runtime_done("other")], 0);
-        assert_eq!(c.poll(101), Action::Wait(Some(10_000)));
+        assert_eq!(c.poll(101), Action::Wait(Some(10_000 - INVOKE_MARGIN_MS)));
         c.on_records(&[runtime_done("a")], 0);
         assert!(matches!(c.poll(150), Action::Flush { final_flush: false, .. }));
         c.flushed(160);
@@ -428,8 +492,40 @@ mod tests {
         let mut c = Core::new(false, FlushAtEnd, NullSink);
         c.poll(0);
         c.on_event(invoke("a", 1_000), 100);
-        assert_eq!(c.poll(999), Action::Wait(Some(1_000)));
-        assert_eq!(c.poll(1_000), Action::CallNext);
+        // `next` goes out INVOKE_MARGIN_MS before the deadline
+        assert_eq!(c.poll(799), Action::Wait(Some(1_000 - INVOKE_MARGIN_MS)));
+        assert_eq!(c.poll(800), Action::CallNext);
+    }
+
+    #[test]
+    fn boundary_flush_deadline_respects_the_invocation() {
+        // DD_FLUSH_TIMEOUT alone when the deadline is far (or unknown)
+        assert_eq!(boundary_flush_deadline(1_000, 100_000, 30_000), Some(31_000));
+        assert_eq!(boundary_flush_deadline(1_000, 0, 30_000), Some(31_000));
+        // the deadline minus the margin when it comes first
+        assert_eq!(boundary_flush_deadline(1_000, 3_000, 30_000), Some(3_000 - INVOKE_MARGIN_MS));
+        // too little left: no flush at all
+        assert_eq!(boundary_flush_deadline(1_000, 1_000 + INVOKE_MARGIN_MS + MIN_FLUSH_MS - 1, 30_000), None);
+        assert_eq!(boundary_flush_deadline(1_000, 1_000 + INVOKE_MARGIN_MS + MIN_FLUSH_MS, 30_000), Some(1_000 + MIN_FLUSH_MS));
+        assert_eq!(boundary_flush_deadline(5_000, 3_000, 30_000), None, "deadline passed");
+    }
+
+    #[test]
+    fn a_flush_at_the_boundary_ends_before_the_invocation_deadline() {
+        let mut c = Core::new(false, FlushAtEnd, Busy(false));
+        c.flush_timeout_ms = 30_000;
+        c.poll(0);
+        c.on_event(invoke("a", 3_000), 100);
+        assert_eq!(c.invocation_cutoff(), Some(3_000 - INVOKE_MARGIN_MS));
+        c.on_records(&[runtime_done("a")], 0);
+        assert_eq!(c.poll(150), Action::Flush { deadline_ms: 2_800, final_flush: false, background: false });
+        c.flushed(2_800);
+        assert_eq!(c.poll(2_800), Action::CallNext);
+        // runtimeDone too close to the deadline: `next` at once, the data kept
+        c.on_event(invoke("b", 5_000), 3_000);
+        c.on_records(&[runtime_done("b")], 0);
+        assert_eq!(c.poll(4_790), Action::CallNext);
+        assert!(c.sink.pending());
     }
 
     #[test]
@@ -454,7 +550,7 @@ mod tests {
         // report for "a" still missing: wait up to 300 ms
         assert_eq!(c.poll(1_000), Action::Wait(Some(1_300)));
         c.on_records(&[report("a")], 0);
-        assert_eq!(c.poll(1_050), Action::Flush { deadline_ms: 2_800, final_flush: true });
+        assert_eq!(c.poll(1_050), Action::Flush { deadline_ms: 2_800, final_flush: true, background: false });
         c.flushed(1_100);
         assert_eq!(c.poll(1_100), Action::Exit);
         assert!(c.is_done());
@@ -526,8 +622,58 @@ mod tests {
             &[rec(Kind::Start { request_id: Some("m1".into()), version: None })],
             0,
         );
+        c.flushed(MANAGED_FLUSH_INTERVAL_MS + 10);
         c.on_event(Event::Shutdown { reason: "spindown".into(), deadline_ms: 20_000 }, 11_000);
         assert_eq!(c.poll(11_000), Action::Wait(Some(11_300)));
+    }
+
+    #[test]
+    fn managed_timer_flush_runs_in_the_background_and_shutdown_waits_for_it() {
+        let mut c = Core::new(true, FlushAtEnd, Busy(true));
+        c.init_done(0);
+        c.poll(0);
+        let t = MANAGED_FLUSH_INTERVAL_MS;
+        assert_eq!(
+            c.poll(t),
+            Action::Flush { deadline_ms: t + MANAGED_FLUSH_INTERVAL_MS / 2, final_flush: false, background: true }
+        );
+        // not over yet: no second timer flush, however long it takes
+        assert_eq!(c.poll(2 * t), Action::Wait(Some(3 * t)));
+        assert_eq!(c.io_cutoff(), None);
+        // SHUTDOWN while it runs: its sockets are cut halfway to deadline - margin, the core waits
+        c.on_event(Event::Shutdown { reason: "spindown".into(), deadline_ms: 2 * t + 2_000 }, 2 * t);
+        let latest = 2 * t + 2_000 - SHUTDOWN_MARGIN_MS;
+        assert_eq!(c.io_cutoff(), Some(2 * t + 900));
+        assert_eq!(c.poll(2 * t + 1), Action::Wait(Some(latest)));
+        // it ends: the final flush gets what is left of the budget, the cutoff moves to the latest exit
+        c.flushed(2 * t + 500);
+        assert_eq!(c.io_cutoff(), Some(latest));
+        assert_eq!(c.poll(2 * t + 500), Action::Flush { deadline_ms: latest, final_flush: true, background: false });
+        c.flushed(2 * t + 600);
+        assert_eq!(c.poll(2 * t + 600), Action::Exit);
+
+        // a background flush that never reports back: exit at deadline - margin all the same
+        let mut c = Core::new(true, FlushAtEnd, Busy(true));
+        c.init_done(0);
+        c.poll(0);
+        assert!(matches!(c.poll(t), Action::Flush { background: true, .. }));
+        c.on_event(Event::Shutdown { reason: "spindown".into(), deadline_ms: t + 2_000 }, t + 1);
+        assert_eq!(c.poll(t + 1), Action::Wait(Some(t + 1_800)));
+        assert_eq!(c.poll(t + 1_800), Action::Exit);
+    }
+
+    #[test]
+    fn managed_instances_count_invocations_from_platform_start() {
+        let start = |rid: &str| rec(Kind::Start { request_id: Some(rid.into()), version: None });
+        let mut c = Core::new(true, FlushAtEnd, NullSink);
+        c.on_records(&[start("m1"), start("m2"), report("m1")], 0);
+        assert_eq!(c.stats.invocations, 2);
+        // on demand, INVOKE counts them (platform.start is not counted again)
+        let mut c = Core::new(false, FlushAtEnd, NullSink);
+        c.poll(0);
+        c.on_event(invoke("a", 10_000), 1);
+        c.on_records(&[start("a")], 0);
+        assert_eq!(c.stats.invocations, 1);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub enum Msg {
     Batch(Batch),
     Event(Result<Event, ApiError>),
     Subscribed(SubscribeOutcome),
+    /// A background flush (Managed Instances timer) is over.
+    Flushed(Box<ship::Parcel>),
 }
 
 /// Capacity of the listener → core queue, in batches (each ≤ maxItems records).
@@ -185,8 +187,8 @@ pub fn run() -> i32 {
     let mut shipper = ship::Shipper::new(cfg.api_key.clone(), &cfg.metrics_url, &cfg.logs_url);
     // DD_API_KEY_SECRET_ARN: fetched once the first `next` is out (not on init's path).
     let mut key_secret = if cfg.api_key.is_none() { cfg.api_key_secret_arn.clone() } else { None };
-    if cfg.api_key.is_none() && key_secret.is_none() {
-        log::error!("DD_API_KEY is not set: metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)");
+    if let Some(e) = cfg.api_key_error() {
+        log::error!("{e}");
     }
     core.flush_timeout_ms = cfg.flush_timeout_ms as i64;
 
@@ -242,6 +244,8 @@ pub fn run() -> i32 {
             }
         });
     }
+    // (kept only for background flushes: else the channel closes when every sender is gone)
+    let flush_tx = cfg.managed_instances.then(|| tx.clone());
     drop(tx);
 
     let mut next_errors = 0;
@@ -254,12 +258,22 @@ pub fn run() -> i32 {
                 continue;
             }
             Action::Exit => {
+                shipper.abandon(&mut core.sink);
                 log::debug!("exiting: {}; {}", core.stats.summary(), shipper.stats.summary());
                 // (Exit comes ≥ 200 ms before the deadline: room for this.)
                 listener::settle(std::time::Duration::from_millis(50));
                 return 0;
             }
-            Action::Flush { deadline_ms, final_flush } => {
+            Action::Flush { deadline_ms, background: true, .. } => {
+                let tx = flush_tx.clone().expect("background flushes are for managed instances");
+                if !shipper.flush_in_background(&mut core.sink, deadline_ms, tx) {
+                    // No key (dropped, counted) or not come yet (kept): nothing to wait for.
+                    shipper.flush(&mut core.sink, now);
+                    core.flushed(now_ms());
+                }
+                continue;
+            }
+            Action::Flush { deadline_ms, final_flush, .. } => {
                 let done = shipper.flush(&mut core.sink, deadline_ms);
                 log::debug!("flush (final: {final_flush}) complete: {done}");
                 core.flushed(now_ms());
@@ -291,7 +305,11 @@ pub fn run() -> i32 {
                 }
                 core.on_event(ev, now_ms());
                 if invoke {
-                    shipper.warm_up(now_ms());
+                    shipper.warm_up(now_ms(), core.invocation_cutoff());
+                }
+                // SHUTDOWN: every socket with a deadline (a background flush's too) ends in time.
+                if let Some(cut) = core.io_cutoff() {
+                    net::cut_at(cut);
                 }
             }
             Msg::Event(Err(e)) => {
@@ -305,6 +323,14 @@ pub fn run() -> i32 {
                 let _ = go_tx.send(()); // poll again
             }
             Msg::Subscribed(outcome) => core.set_telemetry_active(outcome.log_and_active()),
+            Msg::Flushed(parcel) => {
+                let done = shipper.landed(parcel, &mut core.sink);
+                log::debug!("background flush complete: {done}");
+                core.flushed(now_ms());
+                if let Some(cut) = core.io_cutoff() {
+                    net::cut_at(cut); // (after SHUTDOWN: the final flush's, later)
+                }
+            }
         }
     }
 }

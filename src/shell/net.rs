@@ -13,6 +13,7 @@ use crate::wire::httpc::{self, Response, ResponseReader};
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -70,18 +71,44 @@ pub struct Client {
     idle: HashMap<String, Stream>,
 }
 
+/// Epoch ms past which no request with a deadline may run (SHUTDOWN).
+static CUTOFF_MS: AtomicI64 = AtomicI64::new(i64::MAX);
+/// A blocked read or write wakes up this often to see a new cutoff.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// From now on every request with a deadline (on any thread) ends by
+/// `epoch_ms`, including one blocked in a socket right now (within
+/// [`SLICE`]). Requests without a deadline (the `next` long poll) are not cut.
+pub fn cut_at(epoch_ms: i64) {
+    CUTOFF_MS.store(epoch_ms, Ordering::Relaxed);
+}
+
+/// Time left before `deadline` (and the cutoff); an error once none is left.
 fn timeout_left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
-    match deadline {
-        None => Ok(None),
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left < Duration::from_millis(1) {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"))
-            } else {
-                Ok(Some(left))
-            }
-        }
+    let Some(d) = deadline else { return Ok(None) };
+    let mut left = d.saturating_duration_since(Instant::now());
+    let cut = CUTOFF_MS.load(Ordering::Relaxed);
+    if cut != i64::MAX {
+        left = left.min(Duration::from_millis((cut - super::now_ms()).max(0) as u64));
     }
+    if left < Duration::from_millis(1) {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"))
+    } else {
+        Ok(Some(left))
+    }
+}
+
+/// Sets the socket's read and write timeouts to the next slice of the time
+/// left (an error once none is left).
+fn arm(tcp: &TcpStream, deadline: Option<Instant>) -> io::Result<()> {
+    let t = timeout_left(deadline)?.map(|t| t.min(SLICE));
+    tcp.set_read_timeout(t)?;
+    tcp.set_write_timeout(t)
+}
+
+/// A socket timeout (a slice ran out): look at the deadline again.
+fn timed_out(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
 }
 
 fn connect(tls: bool, host: &str, port: u16, deadline: Option<Instant>) -> io::Result<Stream> {
@@ -123,11 +150,13 @@ impl Client {
             return Ok(());
         }
         let mut s = connect(tls, host, port, Some(deadline))?;
-        s.tcp().set_read_timeout(timeout_left(Some(deadline))?)?;
-        s.tcp().set_write_timeout(timeout_left(Some(deadline))?)?;
         if let Stream::Tls(t) = &mut s {
             while t.conn.is_handshaking() {
-                t.conn.complete_io(&mut t.sock)?;
+                arm(&t.sock, Some(deadline))?;
+                match t.conn.complete_io(&mut t.sock) {
+                    Err(e) if !timed_out(&e) => return Err(e),
+                    _ => {}
+                }
             }
         }
         self.idle.insert(key, s);
@@ -218,28 +247,20 @@ fn exchange(
     deadline: Option<Instant>,
     sent: &mut dyn FnMut(),
 ) -> Result<(Response, bool), (io::Error, bool)> {
-    let set = |s: &Stream| -> io::Result<()> {
-        let t = timeout_left(deadline)?;
-        s.tcp().set_read_timeout(t)?;
-        s.tcp().set_write_timeout(t)
-    };
-    set(s).and_then(|_| write_both(s, req, body)).and_then(|_| s.flush()).map_err(|e| (e, false))?;
+    write_both(s, req, body, deadline).map_err(|e| (e, false))?;
     sent();
     let mut reader = ResponseReader::new(MAX_RESPONSE, head);
     let mut buf = [0u8; 8192];
     let mut got = false;
     loop {
-        // The read timeout shrinks with the time left (no deadline: stays unset).
-        if deadline.is_some() {
-            timeout_left(deadline).and_then(|t| s.tcp().set_read_timeout(t)).map_err(|e| (e, got))?;
-        }
+        // Read in slices of the time left (no deadline: no timeout), so
+        // that a cutoff set meanwhile is seen.
+        arm(s.tcp(), deadline).map_err(|e| (e, got))?;
         let n = match s.read(&mut buf) {
             Ok(n) => n,
             // rustls reports a peer that closed without close_notify as UnexpectedEof.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err((io::Error::new(io::ErrorKind::TimedOut, "timed out"), got))
-            }
+            Err(e) if timed_out(&e) => continue,
             Err(e) => return Err((e, got)),
         };
         if n > 0 {
@@ -259,19 +280,27 @@ fn exchange(
 }
 
 /// Head and body in one `writev` (one segment on the wire, one wakeup of
-/// the server) without copying the body behind the head.
-fn write_both(s: &mut Stream, head: &[u8], body: &[u8]) -> io::Result<()> {
+/// the server) without copying the body behind the head; before `deadline`
+/// however slowly the peer reads (each write waits a slice of the time left).
+fn write_both(s: &mut Stream, head: &[u8], body: &[u8], deadline: Option<Instant>) -> io::Result<()> {
     let mut bufs = [IoSlice::new(head), IoSlice::new(body)];
     let mut rest = &mut bufs[..];
-    while !rest.is_empty() {
+    loop {
+        arm(s.tcp(), deadline)?;
+        if rest.is_empty() {
+            // (TLS: what rustls still holds goes out here)
+            match s.flush() {
+                Err(e) if timed_out(&e) => continue,
+                r => return r,
+            }
+        }
         match s.write_vectored(rest) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if timed_out(&e) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 static TLS: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();

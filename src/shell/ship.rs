@@ -21,14 +21,16 @@
 use super::net::Client;
 use crate::datadog::sink::Datadog;
 use crate::datadog::deliver::{Delivery, ShipStats, Verdict};
-use crate::datadog::logs::Logs;
+use crate::datadog::logs::{Batch, Logs};
+use super::Msg;
+use std::sync::mpsc::SyncSender;
 use crate::datadog::metrics::Metrics;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A logs job for the worker, and what it hands back.
-type Job = (Lane, Logs, String, i64);
+/// A job for the worker thread, and what a logs job hands back.
+type Job = Box<dyn FnOnce() + Send>;
 type Done = (Lane, Logs, bool);
 
 #[derive(Default)]
@@ -54,22 +56,45 @@ fn put(slot: &Slot, set: impl FnOnce(&mut Handoff)) {
     slot.1.notify_one();
 }
 
-/// The thread that ships the logs while the flush sends the metrics: started
-/// at the first flush with both, then parked between flushes (a thread per
-/// flush cost ~0.2 ms on loopback; an mpsc channel ~13 KB of code). It owns
-/// nothing between jobs: the lane and the logs travel to it and back.
+/// The thread that ships the logs while the flush sends the metrics, and
+/// the Managed Instances timer flush (so that the thread that reacts to
+/// SHUTDOWN is never the one blocked in a socket): started at the first job,
+/// then parked between jobs (a thread per flush cost ~0.2 ms on loopback;
+/// an mpsc channel ~13 KB of code). It owns nothing between jobs: the lanes
+/// and the payloads travel to it and back.
 fn start_worker() -> Slot {
     let slot = Slot::default();
     let s = slot.clone();
     std::thread::spawn(move || {
         super::crash::altstack(); // long-lived: a stack overflow here is reported too
         loop {
-            let (mut lane, mut logs, key, deadline_ms) = wait_for(&s, |h| h.job.take());
-            let all = lane.ship_logs(&mut logs, &key, deadline_ms);
-            put(&s, |h| h.done = Some((lane, logs, all)));
+            wait_for(&s, |h| h.job.take())();
         }
     });
     slot
+}
+
+/// A background flush: the lanes and every payload taken from the sink go
+/// to the worker; it comes back (through [`Msg::Flushed`]) with what was
+/// not delivered, which [`Shipper::landed`] puts back.
+pub struct Parcel {
+    lanes: [Lane; 2],
+    metrics: Vec<Vec<u8>>,
+    logs: Vec<Batch>,
+}
+
+/// Sends `items` in order until one is not delivered; removes what was
+/// delivered or refused. True when nothing is left.
+fn ship_list<T>(lane: &mut Lane, items: &mut Vec<T>, body: impl Fn(&T) -> &[u8], key: &str, deadline_ms: i64) -> bool {
+    let mut n = 0;
+    while let Some(item) = items.get(n) {
+        if let Verdict::Keep | Verdict::RetryAfter(_) = lane.send(key, body(item), deadline_ms) {
+            break;
+        }
+        n += 1;
+    }
+    items.drain(..n);
+    items.is_empty()
 }
 
 /// One intake host (metrics or logs): its endpoint, its own kept-alive
@@ -91,6 +116,8 @@ pub struct Shipper {
     /// Metrics, then logs.
     lanes: [Lane; 2],
     worker: Option<Slot>,
+    /// Payloads out with a background flush (counted as lost if we exit first).
+    in_flight: usize,
     api_key: Option<String>,
     /// The key on its way from Secrets Manager (`DD_API_KEY_SECRET_ARN`).
     key_fetch: Option<JoinHandle<Result<String, String>>>,
@@ -99,7 +126,7 @@ pub struct Shipper {
 
 /// Connections idle longer than this are assumed closed by the intake.
 const WARM_AFTER_IDLE_MS: i64 = 20_000;
-const WARM_TIMEOUT: Duration = Duration::from_secs(2);
+const WARM_TIMEOUT_MS: i64 = 2_000;
 
 impl Shipper {
     pub fn new(api_key: Option<String>, metrics_url: &str, logs_url: &str) -> Shipper {
@@ -111,6 +138,7 @@ impl Shipper {
             api_key,
             key_fetch: None,
             worker: None,
+            in_flight: 0,
             stats: ShipStats::default(),
         }
     }
@@ -137,6 +165,9 @@ impl Shipper {
         }
         let Some(h) = self.key_fetch.take() else { return false };
         match h.join().unwrap_or_else(|_| Err("the fetch thread failed".into())) {
+            Ok(key) if !crate::config::header_safe(&key) => log::error!(
+                "DD_API_KEY_SECRET_ARN: {}", crate::config::UNSAFE_KEY
+            ),
             Ok(key) => {
                 log::debug!("API key read from DD_API_KEY_SECRET_ARN");
                 self.set_api_key(Some(key));
@@ -149,13 +180,71 @@ impl Shipper {
     }
 
     /// Opens the intake connections in the background (called after INVOKE),
-    /// one thread per host.
-    pub fn warm_up(&mut self, now_ms: i64) {
+    /// one thread per host, giving up by `cutoff_ms` (the invocation's).
+    pub fn warm_up(&mut self, now_ms: i64, cutoff_ms: Option<i64>) {
         if self.key_pending(now_ms) || self.api_key.is_none() {
             return;
         }
+        let limit = cutoff_ms.map_or(WARM_TIMEOUT_MS, |c| (c - now_ms).clamp(0, WARM_TIMEOUT_MS));
         for lane in &mut self.lanes {
-            lane.warm_up(now_ms);
+            lane.warm_up(now_ms, Duration::from_millis(limit as u64));
+        }
+    }
+
+    /// The Managed Instances timer flush, on the worker thread: takes every
+    /// payload out of `dd` and ships it by `deadline_ms` (or the cutoff set
+    /// at SHUTDOWN); `tx` gets [`Msg::Flushed`] at the end, to be handed to
+    /// [`Shipper::landed`]. Returns false, having started nothing, when there
+    /// is no key or it has not come yet (then a plain flush applies).
+    pub fn flush_in_background(&mut self, dd: &mut Datadog, deadline_ms: i64, tx: SyncSender<Msg>) -> bool {
+        let Some(key) = self.api_key.clone().filter(|_| !self.key_pending(0)) else { return false };
+        let mut p = Parcel { lanes: std::mem::take(&mut self.lanes), metrics: vec![], logs: vec![] };
+        if let Some(m) = &mut dd.metrics {
+            p.metrics.extend(std::iter::from_fn(|| m.take_payload()));
+        }
+        if let Some(l) = &mut dd.logs {
+            p.logs.extend(std::iter::from_fn(|| l.take_batch()));
+        }
+        self.in_flight = p.metrics.len() + p.logs.len();
+        let w = self.worker.get_or_insert_with(start_worker);
+        put(w, |h| {
+            h.job = Some(Box::new(move || {
+                let [ml, ll] = &mut p.lanes;
+                if ship_list(ml, &mut p.metrics, |b| b, &key, deadline_ms) {
+                    ship_list(ll, &mut p.logs, Batch::json, &key, deadline_ms);
+                }
+                let _ = tx.send(Msg::Flushed(Box::new(p)));
+            }))
+        });
+        true
+    }
+
+    /// A background flush is back: its lanes return, what it did not deliver
+    /// goes back to `dd` (oldest first). Returns true when all was delivered.
+    pub fn landed(&mut self, p: Box<Parcel>, dd: &mut Datadog) -> bool {
+        let Parcel { lanes, metrics, logs } = *p;
+        self.lanes = lanes;
+        self.in_flight = 0;
+        let all = metrics.is_empty() && logs.is_empty();
+        if let Some(m) = &mut dd.metrics {
+            metrics.into_iter().rev().for_each(|b| m.put_back(b));
+        }
+        if let Some(l) = &mut dd.logs {
+            logs.into_iter().rev().for_each(|b| l.put_back(b));
+        }
+        for lane in &mut self.lanes {
+            self.stats.add(&std::mem::take(&mut lane.stats));
+        }
+        all
+    }
+
+    /// At exit: counts what was never sent (kept payloads, a background
+    /// flush still out) as dropped, and says so once.
+    pub fn abandon(&mut self, dd: &mut Datadog) {
+        let n = dd.drop_all() + self.in_flight as u64;
+        if n > 0 {
+            self.stats.dropped_payloads += n;
+            log::warn!("exiting with {n} payloads not delivered (intake unreachable or too slow before the deadline); dropped");
         }
     }
 
@@ -190,7 +279,13 @@ impl Shipper {
         let mut handed = None;
         if let Some(logs) = dd.logs.take_if(|_| both) {
             let w = self.worker.get_or_insert_with(start_worker);
-            put(w, |h| h.job = Some((std::mem::take(ll), logs, key.clone(), deadline_ms)));
+            let (s, mut lane, mut logs, key) = (w.clone(), std::mem::take(ll), logs, key.clone());
+            put(w, |h| {
+                h.job = Some(Box::new(move || {
+                    let all = lane.ship_logs(&mut logs, &key, deadline_ms);
+                    put(&s, |h| h.done = Some((lane, logs, all)));
+                }))
+            });
             handed = Some(w);
         }
         let mut all = dd.metrics.as_mut().is_none_or(|m| ml.ship_metrics(m, key, deadline_ms));
@@ -221,7 +316,7 @@ impl Lane {
         }
     }
 
-    fn warm_up(&mut self, now_ms: i64) {
+    fn warm_up(&mut self, now_ms: i64, limit: Duration) {
         if self.warmer.is_some() || now_ms - self.last_contact_ms < WARM_AFTER_IDLE_MS {
             return;
         }
@@ -231,7 +326,7 @@ impl Lane {
         let origin = self.origin.clone();
         self.last_contact_ms = now_ms;
         self.warmer = Some(std::thread::spawn(move || {
-            if let Err(e) = client.preconnect(&origin, Instant::now() + WARM_TIMEOUT) {
+            if let Err(e) = client.preconnect(&origin, Instant::now() + limit) {
                 log::debug!("warm-up of {origin}: {e}");
             }
             client

@@ -138,7 +138,9 @@ async fn main_loop() -> i32 {
         policy,
         Datadog::new(&cfg, &registration),
     );
-    let mut shipper = ship::Shipper::new(cfg.api_key.clone(), &cfg.metrics_url, &cfg.logs_url);
+    // SHUTDOWN's cutoff, from the poller task to a flush under way.
+    let (cut_tx, cut_rx) = tokio::sync::watch::channel(i64::MAX);
+    let mut shipper = ship::Shipper::new(cfg.api_key.clone(), &cfg.metrics_url, &cfg.logs_url, cut_rx);
     // DD_API_KEY_SECRET_ARN: fetched once the first `next` is handed to the
     // poller task (not on init's path; reqwest has no hook for "written", so
     // unlike the std shell the fetch may start a few µs before the `next`).
@@ -147,8 +149,8 @@ async fn main_loop() -> i32 {
     } else {
         None
     };
-    if cfg.api_key.is_none() && key_secret.is_none() {
-        log::error!("DD_API_KEY is not set: metrics and logs will be dropped, not sent to Datadog (the function itself is not affected)");
+    if let Some(e) = cfg.api_key_error() {
+        log::error!("{e}");
     }
     core.flush_timeout_ms = cfg.flush_timeout_ms as i64;
 
@@ -181,6 +183,9 @@ async fn main_loop() -> i32 {
         tokio::spawn(async move {
             while go_rx.recv().await.is_some() {
                 let ev = poller.next().await;
+                if let Ok(Event::Shutdown { deadline_ms, .. }) = &ev {
+                    let _ = cut_tx.send(deadline_ms - crate::lambda::core::SHUTDOWN_MARGIN_MS);
+                }
                 let stop = matches!(ev, Ok(Event::Shutdown { .. }));
                 if tx.send(Msg::Event(ev)).await.is_err() || stop {
                     break;
@@ -203,14 +208,18 @@ async fn main_loop() -> i32 {
                 continue;
             }
             Action::Exit => {
+                shipper.abandon(&mut core.sink);
                 log::debug!("exiting: {}; {}", core.stats.summary(), shipper.stats.summary());
                 // (Exit comes ≥ 200 ms before the deadline: room for this.)
                 listener::settle(Duration::from_millis(50)).await;
                 return 0;
             }
+            // (The Managed Instances timer flush runs here too: the poller
+            // task cuts it off at SHUTDOWN through the shipper's cutoff.)
             Action::Flush {
                 deadline_ms,
                 final_flush,
+                ..
             } => {
                 let done = shipper.flush(&mut core.sink, deadline_ms).await;
                 log::debug!("flush (final: {final_flush}) complete: {done}");
@@ -243,7 +252,7 @@ async fn main_loop() -> i32 {
                 }
                 core.on_event(ev, now_ms());
                 if invoke {
-                    shipper.warm_up(now_ms()).await;
+                    shipper.warm_up(now_ms(), core.invocation_cutoff()).await;
                 }
             }
             Msg::Event(Err(e)) => {

@@ -8,7 +8,7 @@ use crate::datadog::sink::Datadog;
 use crate::datadog::deliver::{Delivery, ShipStats, Verdict};
 use hyper::body::Bytes;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub struct Shipper {
@@ -21,14 +21,31 @@ pub struct Shipper {
     validate_urls: [String; 2],
     last_contact_ms: i64,
     warmer: Option<JoinHandle<()>>,
+    /// The SHUTDOWN cutoff (epoch ms; `i64::MAX` until then), set by the
+    /// poller task the moment SHUTDOWN arrives: a flush under way (the
+    /// Managed Instances timer flush) ends by it, keeping what it holds.
+    cut: watch::Receiver<i64>,
     pub stats: ShipStats,
+}
+
+/// Resolves at the cutoff once one is set (never before).
+async fn cutoff(mut rx: watch::Receiver<i64>) {
+    loop {
+        let c = *rx.borrow_and_update();
+        if c != i64::MAX {
+            return tokio::time::sleep(Duration::from_millis((c - super::now_ms()).max(0) as u64)).await;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 const WARM_AFTER_IDLE_MS: i64 = 20_000;
 const WARM_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Shipper {
-    pub fn new(api_key: Option<String>, metrics_url: &str, logs_url: &str) -> Shipper {
+    pub fn new(api_key: Option<String>, metrics_url: &str, logs_url: &str, cut: watch::Receiver<i64>) -> Shipper {
         let client = super::https_client_builder()
             .pool_max_idle_per_host(1)
             .pool_idle_timeout(Duration::from_secs(300))
@@ -47,6 +64,7 @@ impl Shipper {
             ],
             last_contact_ms: 0,
             warmer: None,
+            cut,
             stats: ShipStats::default(),
         }
     }
@@ -71,6 +89,9 @@ impl Shipper {
         };
         self.key_rx = None;
         match got {
+            Ok(key) if !crate::config::header_safe(&key) => {
+                log::error!("DD_API_KEY_SECRET_ARN: {}", crate::config::UNSAFE_KEY)
+            }
             Ok(key) => {
                 log::debug!("API key read from DD_API_KEY_SECRET_ARN");
                 self.api_key = Some(key);
@@ -83,7 +104,7 @@ impl Shipper {
     }
 
     /// Opens the intake connections in the background (called after INVOKE).
-    pub async fn warm_up(&mut self, now_ms: i64) {
+    pub async fn warm_up(&mut self, now_ms: i64, cutoff_ms: Option<i64>) {
         if self.key_pending(now_ms).await {
             return;
         }
@@ -96,7 +117,10 @@ impl Shipper {
         let client = self.client.clone();
         let urls = self.validate_urls.clone();
         self.last_contact_ms = now_ms;
+        // (over by the invocation's cutoff: `settle` awaits it before `next`)
+        let limit = cutoff_ms.map_or(WARM_TIMEOUT, |c| WARM_TIMEOUT.min(Duration::from_millis((c - now_ms).max(0) as u64)));
         self.warmer = Some(tokio::spawn(async move {
+            let _ = tokio::time::timeout(limit, async move {
             for url in urls.iter() {
                 if let Ok(r) = client
                     .get(url)
@@ -108,6 +132,8 @@ impl Shipper {
                     let _ = r.bytes().await;
                 }
             }
+            })
+            .await;
         }));
     }
 
@@ -115,6 +141,15 @@ impl Shipper {
     pub async fn settle(&mut self) {
         if let Some(h) = self.warmer.take() {
             let _ = h.await;
+        }
+    }
+
+    /// At exit: counts what was never sent as dropped, and says so once.
+    pub fn abandon(&mut self, dd: &mut Datadog) {
+        let n = dd.drop_all();
+        if n > 0 {
+            self.stats.dropped_payloads += n;
+            log::warn!("exiting with {n} payloads not delivered (intake unreachable or too slow before the deadline); dropped");
         }
     }
 
@@ -177,7 +212,7 @@ impl Shipper {
         let key = self.api_key.clone().unwrap_or_default();
         let len = body.len();
         let body = Bytes::copy_from_slice(body);
-        let mut delivery = Delivery::new(deadline_ms);
+        let mut delivery = Delivery::new(deadline_ms.min(*self.cut.borrow()));
         loop {
             let Some(timeout) = delivery.attempt(super::now_ms()) else {
                 return Verdict::Keep;
@@ -192,14 +227,20 @@ impl Shipper {
             if content_type == "application/json" {
                 req = req.header("DD-PROTOCOL", "agent-json");
             }
-            let (status, why) = match req.send().await {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let _ = r.bytes().await;
-                    self.last_contact_ms = super::now_ms();
-                    (Some(status), format!("HTTP {status}"))
-                }
-                Err(e) => (None, super::error_chain(&e)),
+            let answer = async {
+                let r = req.send().await?;
+                let status = r.status().as_u16();
+                r.bytes().await.map(|_| status)
+            };
+            let (status, why) = tokio::select! {
+                a = answer => match a {
+                    Ok(status) => {
+                        self.last_contact_ms = super::now_ms();
+                        (Some(status), format!("HTTP {status}"))
+                    }
+                    Err(e) => (None, super::error_chain(&e)),
+                },
+                _ = cutoff(self.cut.clone()) => (None, "cut off at SHUTDOWN".to_string()),
             };
             let verdict = delivery.verdict(status, super::now_ms());
             self.stats.note(verdict, url, len, &why);

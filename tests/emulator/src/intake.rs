@@ -21,6 +21,12 @@ pub enum IntakeMode {
     Slow { delay_ms: u64, status: u16 },
     /// Read the request, then close the connection without answering.
     Reset,
+    /// Read the request and never answer while this mode holds (the
+    /// connection stays open); when the mode changes, close it unanswered.
+    Hang,
+    /// Read the request, then close the write side (FIN, no answer) and keep
+    /// reading until the client closes.
+    HalfClose,
 }
 
 /// One request the intake received.
@@ -269,6 +275,23 @@ fn serve(s: TcpStream, conn: u64, inner: Arc<(Mutex<IntakeState>, Condvar)>) {
             st.requests.len() - 1
         };
         let (status, body): (u16, Vec<u8>) = match mode {
+            IntakeMode::Hang => {
+                let mut st = inner.0.lock().unwrap();
+                inner.1.notify_all();
+                while st.mode == IntakeMode::Hang {
+                    st = inner.1.wait_timeout(st, Duration::from_millis(50)).unwrap().0;
+                }
+                drop(st);
+                let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
+            IntakeMode::HalfClose => {
+                let _ = w.shutdown(Shutdown::Write);
+                inner.1.notify_all();
+                let mut buf = [0u8; 4096];
+                while matches!(r.get_mut().read(&mut buf), Ok(n) if n > 0) {}
+                return;
+            }
             IntakeMode::Reset => {
                 let _ = w.shutdown(Shutdown::Both);
                 inner.1.notify_all();
